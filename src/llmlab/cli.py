@@ -1,0 +1,226 @@
+"""The ``llmlab`` command line: a thin, synchronous edge over the async library.
+
+Every :class:`~llmlab.core.errors.LabError` becomes one line on stderr and a non-zero exit code; only a
+bug shows a traceback. Subcommand groups owned by a paper's module (``lab``, ``generate``, ``data``,
+``arena``, ``wildbench``) are imported only when invoked, so ``llmlab list`` never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from typing import Any
+
+import click
+
+from llmlab.core.errors import LabError
+
+# name -> ("module:attr", short help). Imported only when the command runs.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("llmlab.backends.server:serve_command", "Serve any backend as an OpenAI-compatible HTTP API."),
+    "doctor": ("llmlab.backends.doctor:doctor_command", "Check that a model spec is reachable and what it supports."),
+    "lab": ("llmlab.training.cli:lab", "Train and run experiments with the PyTorch model lab."),
+    "generate": ("llmlab.tasks.generate_cli:generate", "Generate benchmark instances (NATURAL PLAN, ToT-Semantic)."),
+    "data": ("llmlab.tasks.data_cli:data", "Inspect benchmark data (e.g. MMLU-Redux error statistics)."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose listed subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            target, _ = LAZY_COMMANDS[cmd_name]
+            module, _, attr = target.partition(":")
+            try:
+                cmd: click.Command = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError) as exc:
+                raise click.ClickException(f"command '{cmd_name}' is not available ({exc})") from None
+            return cmd
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY_COMMANDS:
+                rows.append((name, LAZY_COMMANDS[name][1]))
+            else:
+                cmd = super().get_command(ctx, name)
+                if cmd is not None:
+                    rows.append((name, cmd.get_short_help_str(80)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="llmlab")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+def cli(verbose: bool) -> None:
+    """llmlab: the systems of the LLM papers of 10-16 June 2024 — methods, benchmarks, models."""
+    import logging
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+
+
+# -- shared options ------------------------------------------------------------------------------------
+
+def model_options(f: Any) -> Any:
+    """Options that build the Model stack (shared by eval and run)."""
+    opts = [
+        click.option("--model", "-m", "model_spec", required=True,
+                     help="openai:<model>@<url>[,<url>...] | hf:<id or path> | mock:<script>"),
+        click.option("--role", "roles", multiple=True, metavar="NAME=SPEC",
+                     help="A named role's model (repeat a name for a list, e.g. MoA proposers)."),
+        click.option("--cache/--no-cache", default=False, help="Cache responses in SQLite (complete keys)."),
+        click.option("--budget", type=float, default=None, help="Spending limit in USD."),
+        click.option("--on-budget", type=click.Choice(["warn", "stop"]), default="warn"),
+        click.option("--prices", type=click.Path(dir_okay=False), default=None,
+                     help="YAML: model: {input_per_m: $, output_per_m: $}."),
+        click.option("--max-retries", type=int, default=6, show_default=True),
+        click.option("--timeout", type=float, default=None, help="Seconds per call (openai backend)."),
+        click.option("-p", "params", multiple=True, metavar="KEY=VALUE", help="Method config (YAML values)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+# -- commands ------------------------------------------------------------------------------------------
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_cmd(as_json: bool) -> None:
+    """List the 31 systems with their status, and the registered methods, tasks and backends."""
+    from llmlab.core.registry import BACKENDS, METHODS, TASKS
+    from llmlab.systems import SYSTEMS
+
+    if as_json:
+        click.echo(json.dumps({
+            "systems": [s._asdict() for s in SYSTEMS],
+            "methods": METHODS.names(), "tasks": TASKS.names(), "backends": BACKENDS.names(),
+        }, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"llmlab systems ({len(SYSTEMS)})", show_lines=False)
+    for col in ("system", "arXiv", "kind", "status", "module"):
+        table.add_column(col)
+    for s in SYSTEMS:
+        table.add_row(s.name, s.arxiv, s.kind, s.status, s.module)
+    console = Console()
+    console.print(table)
+    console.print(f"methods: {', '.join(METHODS.names())}")
+    console.print(f"tasks: {', '.join(TASKS.names())}")
+    console.print(f"backends: {', '.join(BACKENDS.names())}")
+
+
+@cli.command("eval")
+@click.argument("task")
+@click.option("--method", default="direct", show_default=True)
+@model_options
+@click.option("-t", "task_params", multiple=True, metavar="KEY=VALUE", help="Task config (YAML values).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder with <dataset>/ files.")
+@click.option("--limit", type=int, default=None, help="Only the first N items.")
+@click.option("--concurrency", "-c", type=int, default=8, show_default=True, help="Items in flight.")
+@click.option("--run-id", default=None, help="Resume (or name) a run.")
+@click.option("--runs-dir", type=click.Path(file_okay=False), default="runs", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--progress/--no-progress", default=True)
+def eval_cmd(task: str, method: str, data_dir: str | None, limit: int | None, concurrency: int,
+             run_id: str | None, runs_dir: str, seed: int, progress: bool, task_params: tuple[str, ...],
+             **model_kw: Any) -> None:
+    """Evaluate METHOD on TASK, one stored row per item; re-run with --run-id to resume."""
+    from llmlab.runner import EvalSpec, run_eval
+
+    spec = EvalSpec(task=task, method=method, task_params=list(task_params), data_dir=data_dir, limit=limit,
+                    concurrency=concurrency, run_id=run_id, runs_dir=runs_dir, seed=seed, **model_kw)
+    summary = run_eval(spec, progress=progress)
+    click.echo(summary.render())
+
+
+@cli.command("run")
+@click.argument("method")
+@model_options
+@click.argument("question")
+def run_cmd(method: str, question: str, **model_kw: Any) -> None:
+    """Answer one QUESTION with METHOD and print the answer and a summary of the trace."""
+    from llmlab.runner import run_one
+
+    click.echo(run_one(method, question, **model_kw))
+
+
+@cli.command("report")
+@click.argument("run_id")
+@click.option("--runs-dir", type=click.Path(file_okay=False), default="runs", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def report_cmd(run_id: str, runs_dir: str, as_json: bool) -> None:
+    """Summarise a stored run (table; writes report.json and a PNG next to the store)."""
+    from llmlab.runner import report
+
+    click.echo(report(run_id, runs_dir, as_json=as_json))
+
+
+@cli.command("score")
+@click.argument("task")
+@click.option("--predictions", required=True, type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write each line back with 'correct'.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("-t", "task_params", multiple=True, metavar="KEY=VALUE")
+def score_cmd(task: str, predictions: str, out: str | None, as_json: bool, task_params: tuple[str, ...]) -> None:
+    """Score a JSONL file of predictions made elsewhere."""
+    from llmlab.runner import score_file
+
+    click.echo(score_file(task, predictions, out=out, as_json=as_json, task_params=list(task_params)))
+
+
+@cli.group("cache")
+def cache_group() -> None:
+    """Inspect or clear the response cache."""
+
+
+@cache_group.command("stats")
+@click.option("--path", type=click.Path(dir_okay=False), default=None)
+def cache_stats(path: str | None) -> None:
+    """Print entries and size of the cache."""
+    from llmlab.backends.cache import ResponseCache
+
+    click.echo(json.dumps(ResponseCache(path).stats(), indent=2))
+
+
+@cache_group.command("clear")
+@click.option("--path", type=click.Path(dir_okay=False), default=None)
+def cache_clear(path: str | None) -> None:
+    """Delete every cached response."""
+    from llmlab.backends.cache import ResponseCache
+
+    click.echo(f"removed {ResponseCache(path).clear()} entries")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI, turning LabError into one line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="llmlab", standalone_mode=False)
+    except LabError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted; completed items are saved — re-run with the same --run-id to resume", err=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,1 @@
+"""The small, boring core: errors, registry, config parsing, concurrency, run store."""

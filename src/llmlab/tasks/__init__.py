@@ -1,0 +1,1 @@
+"""Benchmarks, judges and scorers, one module per paper or dataset."""
