@@ -125,19 +125,22 @@ def list_cmd(as_json: bool) -> None:
 @model_options
 @click.option("-t", "task_params", multiple=True, metavar="KEY=VALUE", help="Task config (YAML values).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder with <dataset>/ files.")
+@click.option("--data", "data_file", type=click.Path(dir_okay=False), default=None,
+              help="A task's data file (sets the task parameter data_file).")
 @click.option("--limit", type=int, default=None, help="Only the first N items.")
 @click.option("--concurrency", "-c", type=int, default=8, show_default=True, help="Items in flight.")
 @click.option("--run-id", default=None, help="Resume (or name) a run.")
 @click.option("--runs-dir", type=click.Path(file_okay=False), default="runs", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--progress/--no-progress", default=True)
-def eval_cmd(task: str, method: str, data_dir: str | None, limit: int | None, concurrency: int,
+def eval_cmd(task: str, method: str, data_dir: str | None, data_file: str | None, limit: int | None, concurrency: int,
              run_id: str | None, runs_dir: str, seed: int, progress: bool, task_params: tuple[str, ...],
              **model_kw: Any) -> None:
     """Evaluate METHOD on TASK, one stored row per item; re-run with --run-id to resume."""
     from llmlab.runner import EvalSpec, run_eval
 
-    spec = EvalSpec(task=task, method=method, task_params=list(task_params), data_dir=data_dir, limit=limit,
+    spec = EvalSpec(task=task, method=method, task_params=list(task_params), data_dir=data_dir, data=data_file,
+                    limit=limit,
                     concurrency=concurrency, run_id=run_id, runs_dir=runs_dir, seed=seed, **model_kw)
     summary = run_eval(spec, progress=progress)
     click.echo(summary.render())

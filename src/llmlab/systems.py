@@ -77,3 +77,23 @@ def systems_markdown() -> str:
             f"{s.official_code} | `{s.module}` | {s.status} | {s.note} |"
         )
     return "\n".join(lines) + "\n"
+
+
+BEGIN, END = "<!-- systems:begin -->", "<!-- systems:end -->"
+
+
+def sync_docs(path: str = "docs/systems.md") -> bool:
+    """Rewrite the generated table in ``path``; returns whether it changed."""
+    from pathlib import Path
+
+    p = Path(path)
+    text = p.read_text()
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    new = f"{head}{BEGIN}\n{systems_markdown()}{END}{tail}"
+    p.write_text(new)
+    return new != text
+
+
+if __name__ == "__main__":
+    print("docs/systems.md", "updated" if sync_docs() else "unchanged")

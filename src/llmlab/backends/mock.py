@@ -1,4 +1,4 @@
-"""A scripted backend for tests and demos — never a measure of model quality.
+r"""A scripted backend for tests and demos — never a measure of model quality.
 
 Scripts (programmatic or from a spec string):
 
@@ -149,7 +149,7 @@ class MockBackend(Backend):
                 f"mock spec '{spec}': unknown option(s) {sorted(unknown)}; allowed: latency, context_length, "
                 + ", ".join(sorted(plan_keys))
             )
-        common = {"latency": latency, "failures": plan, "context_length": ctx}
+        common: dict[str, Any] = {"latency": latency, "failures": plan, "context_length": ctx}
         if body in ("", "echo"):
             return cls(None, model="mock-echo", **common)
         if body.startswith("text="):
@@ -237,7 +237,8 @@ class MockBackend(Backend):
         )
 
     def count_tokens(self, request: GenerateRequest) -> int:
-        """Whitespace tokens: exact and predictable, which is what tests want."""
-        from llmlab.backends.base import prompt_text
-
-        return max(1, len(prompt_text(request).split()))
+        """Whitespace tokens of the message contents (or the raw prompt): predictable for tests."""
+        if request.prompt is not None:
+            return max(1, len(request.prompt.split()))
+        assert request.messages is not None
+        return max(1, sum(len(m.content.split()) for m in request.messages))

@@ -116,7 +116,12 @@ class Direct(Method):
         cfg = self.config
         assert isinstance(cfg, DirectConfig)
         resp = await roles.default.generate(
-            GenerateRequest(messages=query.messages, temperature=cfg.temperature, max_tokens=cfg.max_tokens)
+            GenerateRequest(
+                messages=query.messages,
+                temperature=cfg.temperature,
+                max_tokens=cfg.max_tokens,
+                sample_index=query.metadata.get("sample_index", 0),
+            )
         )
         answer = query.extract(resp.text) if query.extract else resp.text
         return Solution(text=resp.text, answer=answer, trace={"calls": 1})

@@ -1,0 +1,492 @@
+"""Runs: ``llmlab eval`` / ``run`` / ``report`` / ``score`` on top of tasks, methods and the Model stack.
+
+An eval streams items through ``task.prompt → method.solve → task.score`` with at most ``concurrency``
+items in flight, writes each item's row as soon as it finishes (run store), and resumes a run id by
+calling only the items that have no row yet (or failed). Calls, tokens, cost and cache hits are
+attributed per item through :func:`llmlab.backends.model.recording`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from llmlab.backends.cache import ResponseCache
+from llmlab.backends.model import Ledger, Model, Price, RetryPolicy, recording
+from llmlab.core.config import parse_params
+from llmlab.core.errors import (
+    BackendError,
+    ConfigError,
+    ContextWindowExceededError,
+    DataError,
+    LabError,
+    ParseError,
+)
+from llmlab.core.registry import METHODS, TASKS
+from llmlab.core.runstore import ItemRow, RunStore
+from llmlab.methods.base import Method, Query, Roles, Solution
+from llmlab.tasks.base import Item, Score, Task
+
+# Errors that fail one item (recorded, retried on resume); anything else stops the run.
+ITEM_ERRORS = (BackendError, ParseError, ContextWindowExceededError)
+
+
+# -- building models from CLI options ------------------------------------------------------------------
+
+def load_prices(path: str | None) -> dict[str, Price]:
+    """Read a YAML price table ``model: {input_per_m: x, output_per_m: y}``."""
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+        return {str(k): Price(float(v["input_per_m"]), float(v["output_per_m"])) for k, v in (raw or {}).items()}
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"price table {path}: expected 'model: {{input_per_m: X, output_per_m: Y}}' ({exc})"
+        ) from None
+
+
+def build_roles(
+    model_spec: str,
+    roles: Sequence[str] = (),
+    *,
+    cache: bool = False,
+    budget: float | None = None,
+    on_budget: str = "warn",
+    prices: str | None = None,
+    max_retries: int = 6,
+    timeout: float | None = None,
+    concurrency: int = 16,
+) -> Roles:
+    """Build the default Model and any ``NAME=SPEC`` role Models, sharing one ledger and cache."""
+    ledger = Ledger(prices=load_prices(prices), budget_usd=budget, on_budget=on_budget)  # type: ignore[arg-type]
+    shared_cache = ResponseCache() if cache else None
+    built: dict[str, Model] = {}
+
+    def make(spec: str) -> Model:
+        if spec not in built:
+            m = Model(spec, concurrency=concurrency, retry=RetryPolicy(max_retries=max_retries), cache=shared_cache,
+                      ledger=ledger)
+            if timeout is not None and hasattr(m.backend, "timeout"):
+                m.backend.timeout = timeout
+            built[spec] = m
+        return built[spec]
+
+    named: dict[str, list[Model]] = {}
+    for pair in roles:
+        name, sep, spec = pair.partition("=")
+        if not sep or not name or not spec:
+            raise ConfigError(f"--role expects NAME=SPEC, got '{pair}'")
+        named.setdefault(name.strip(), []).append(make(spec.strip()))
+    return Roles(make(model_spec), **{k: (v[0] if len(v) == 1 else v) for k, v in named.items()})
+
+
+def make_method(name: str, params: Sequence[str] | Mapping[str, Any]) -> Method:
+    cls = METHODS.get(name)
+    method: Method = cls(params if isinstance(params, Mapping) else parse_params(params))
+    return method
+
+
+def make_task(name: str, params: Mapping[str, Any]) -> Task:
+    cls = TASKS.get(name)
+    task: Task = cls(params)
+    return task
+
+
+# -- eval ----------------------------------------------------------------------------------------------
+
+@dataclass
+class EvalSpec:
+    """Everything ``llmlab eval`` was asked to do."""
+
+    task: str
+    method: str = "direct"
+    model_spec: str = "mock:echo"
+    roles: Sequence[str] = ()
+    params: Sequence[str] = ()
+    task_params: Sequence[str] = ()
+    data_dir: str | None = None
+    data: str | None = None
+    limit: int | None = None
+    concurrency: int = 8
+    run_id: str | None = None
+    runs_dir: str = "runs"
+    seed: int = 0
+    cache: bool = False
+    budget: float | None = None
+    on_budget: str = "warn"
+    prices: str | None = None
+    max_retries: int = 6
+    timeout: float | None = None
+
+
+@dataclass
+class RunSummary:
+    """What a finished (or resumed) run reports."""
+
+    run_id: str
+    root: Path
+    manifest: dict[str, Any]
+    aggregate: dict[str, Any]
+    n_items: int
+    n_scored: int
+    n_errors: int
+    new_items: int
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    cache_hits: int
+    wall_s: float
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "task": self.manifest["task"], "method": self.manifest["method"],
+            "model": self.manifest["model"], "items": self.n_items, "scored": self.n_scored,
+            "errors": self.n_errors, "new_this_session": self.new_items, "calls": self.calls,
+            "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+            "cost_usd": round(self.cost, 6), "cache_hits": self.cache_hits, "wall_s": round(self.wall_s, 3),
+            "aggregate": self.aggregate, "store": str(self.root / "run.sqlite"),
+        }
+
+    def render(self) -> str:
+        from io import StringIO
+
+        from rich.console import Console
+        from rich.table import Table
+
+        d = self.to_dict()
+        table = Table(title=f"run {self.run_id}", show_header=False)
+        table.add_column("key")
+        table.add_column("value")
+        for k, v in d.items():
+            if k == "aggregate":
+                for ak, av in v.items():
+                    table.add_row(ak, _fmt(av))
+            else:
+                table.add_row(k, _fmt(v))
+        buf = StringIO()
+        Console(file=buf, width=100).print(table)
+        if self.errors:
+            buf.write("first errors:\n" + "\n".join(f"  {e}" for e in self.errors[:5]) + "\n")
+        return buf.getvalue().rstrip()
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    if isinstance(v, dict):
+        return json.dumps(v, default=str)[:200]
+    return str(v)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("llmlab", "openai", "pydantic", "transformers", "torch"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _git_sha() -> str | None:
+    try:
+        r = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                           cwd=Path(__file__).resolve().parent)
+        return r.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def prompt_hash(query: Query) -> str:
+    payload = json.dumps([[m.role, m.content] for m in query.messages])
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _task_params(spec: EvalSpec) -> dict[str, Any]:
+    params = parse_params(spec.task_params)
+    if spec.data_dir is not None:
+        params["data_dir"] = spec.data_dir
+    if spec.data is not None:
+        params["data_file"] = spec.data
+    return params
+
+
+def run_eval(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
+    """Run (or resume) an eval and return its summary. Sync edge over :func:`eval_async`."""
+    from llmlab.core.concurrency import run_sync
+
+    return run_sync(eval_async(spec, progress=progress))
+
+
+async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
+    """Run (or resume) an eval. Items finished in earlier sessions of the same run id are skipped."""
+    if spec.concurrency < 1:
+        raise ConfigError(f"--concurrency must be >= 1, got {spec.concurrency}")
+    task_params = _task_params(spec)
+    task = make_task(spec.task, task_params)
+    method = make_method(spec.method, spec.params)
+    roles = build_roles(
+        spec.model_spec, spec.roles, cache=spec.cache, budget=spec.budget, on_budget=spec.on_budget,
+        prices=spec.prices, max_retries=spec.max_retries, timeout=spec.timeout,
+        concurrency=max(spec.concurrency, 1) * 4,
+    )
+    run_id = spec.run_id if spec.run_id is not None else f"{spec.task}-{spec.method}-{time.strftime('%Y%m%d-%H%M%S')}"
+    store = RunStore(Path(spec.runs_dir) / run_id)
+    manifest = store.open_manifest(
+        {
+            "run_id": run_id, "task": spec.task, "method": spec.method, "model": spec.model_spec,
+            "roles": list(spec.roles), "method_params": method.config.model_dump(mode="json"),
+            "task_params": task.config.model_dump(mode="json"), "limit": spec.limit, "seed": spec.seed,
+            "versions": _versions(), "git_sha": _git_sha(), "argv": sys.argv, "created": time.time(),
+        },
+        identity_keys=("task", "method", "model", "method_params", "task_params"),
+    )
+    items: list[Item] = []
+    for i, item in enumerate(task.items()):
+        if spec.limit is not None and i >= spec.limit:
+            break
+        items.append(item)
+    done = store.done_ids()
+    pending = [(i, it) for i, it in enumerate(items) if it.id not in done]
+    stats = {"new": 0, "errors": 0, "correct": 0, "scored": 0}
+    start = time.perf_counter()
+
+    async def run_item(idx: int, item: Item) -> None:
+        query = task.prompt(item)
+        t0 = time.perf_counter()
+        solution: Solution | None = None
+        score: Score | None = None
+        error: str | None = None
+        with recording() as rec:
+            try:
+                solution = await method.solve(query, roles)
+                answer = solution.answer if solution.answer is not None else solution.text
+                score = task.score(item, answer)
+            except ITEM_ERRORS as exc:
+                error = f"{type(exc).__name__}: {exc}"
+        store.write(ItemRow(
+            item_id=item.id, idx=idx, prompt_hash=prompt_hash(query),
+            answer=solution.answer if solution else None, text=solution.text if solution else None,
+            score=score.value if score else None, correct=score.correct if score else None,
+            extracted=score.extracted if score else None, details=score.details if score else {},
+            calls=rec.n_calls, prompt_tokens=rec.prompt_tokens, completion_tokens=rec.completion_tokens,
+            cost=rec.cost, latency_s=time.perf_counter() - t0, cache_hits=rec.cache_hits, error=error,
+            trace=solution.trace if solution else {},
+        ))
+        stats["new"] += 1
+        if error is not None:
+            stats["errors"] += 1
+        elif score is not None:
+            stats["scored"] += 1
+            stats["correct"] += bool(score.correct)
+
+    bar = _progress(progress, len(items), len(items) - len(pending), run_id)
+    slots = anyio.Semaphore(spec.concurrency)
+
+    async def guarded(idx: int, item: Item) -> None:
+        try:
+            await run_item(idx, item)
+        finally:
+            slots.release()
+            if bar is not None:
+                acc = stats["correct"] / stats["scored"] if stats["scored"] else 0.0
+                bar.advance(acc, stats["errors"])
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for idx, item in pending:
+                await slots.acquire()
+                tg.start_soon(guarded, idx, item)
+    finally:
+        if bar is not None:
+            bar.close()
+        for m in roles.all_models():
+            await m.aclose()
+    wall = time.perf_counter() - start
+    summary = summarize(store, task, manifest, new_items=stats["new"], wall_s=wall)
+    store.close()
+    return summary
+
+
+class _Bar:
+    def __init__(self, total: int, done: int, run_id: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("acc {task.fields[acc]:.3f} · errors {task.fields[err]}"), TimeRemainingColumn(),
+            transient=False,
+        )
+        self.progress.start()
+        self.task_id = self.progress.add_task(run_id, total=total, completed=done, acc=0.0, err=0)
+
+    def advance(self, acc: float, errors: int) -> None:
+        self.progress.update(self.task_id, advance=1, acc=acc, err=errors)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def _progress(enabled: bool, total: int, done: int, run_id: str) -> _Bar | None:
+    return _Bar(total, done, run_id) if enabled else None
+
+
+def _score_of(row: ItemRow) -> Score:
+    return Score(value=row.score if row.score is not None else 0.0, correct=row.correct, extracted=row.extracted,
+                 details=row.details)
+
+
+def summarize(store: RunStore, task: Task, manifest: dict[str, Any], *, new_items: int = 0,
+              wall_s: float = 0.0) -> RunSummary:
+    rows = list(store.rows())
+    ok = [r for r in rows if r.error is None]
+    errs = [r for r in rows if r.error is not None]
+    aggregate = task.aggregate([_score_of(r) for r in ok]) if ok else {"n": 0}
+    return RunSummary(
+        run_id=manifest["run_id"], root=store.root, manifest=manifest, aggregate=aggregate, n_items=len(rows),
+        n_scored=len(ok), n_errors=len(errs), new_items=new_items, calls=sum(r.calls for r in rows),
+        prompt_tokens=sum(r.prompt_tokens for r in rows), completion_tokens=sum(r.completion_tokens for r in rows),
+        cost=sum(r.cost for r in rows), cache_hits=sum(r.cache_hits for r in rows), wall_s=wall_s,
+        errors=[f"{r.item_id}: {r.error}" for r in errs],
+    )
+
+
+# -- report --------------------------------------------------------------------------------------------
+
+def report(run_id: str, runs_dir: str = "runs", *, as_json: bool = False) -> str:
+    """Summarise a stored run; writes ``report.json`` (and ``report.png`` with matplotlib) beside it."""
+    root = Path(runs_dir) / run_id
+    if not (root / "run.sqlite").exists():
+        raise ConfigError(f"no run '{run_id}' in {runs_dir}/ (see the run ids there, or pass --runs-dir)")
+    store = RunStore(root)
+    manifest = store.manifest()
+    if manifest is None:
+        raise DataError(f"{root / 'run.sqlite'}: no manifest; the run never started")
+    task = make_task(manifest["task"], manifest.get("task_params", {}))
+    summary = summarize(store, task, manifest)
+    rows = list(store.rows())
+    store.close()
+    d = summary.to_dict()
+    (root / "report.json").write_text(json.dumps(d, indent=2, default=str))
+    png = _plot(rows, summary, root / "report.png")
+    if as_json:
+        return json.dumps(d, indent=2, default=str)
+    out = summary.render()
+    return out + (f"\nwrote {root / 'report.json'}" + (f" and {png}" if png else ""))
+
+
+def _plot(rows: list[ItemRow], summary: RunSummary, path: Path) -> Path | None:
+    """Latency distribution and running accuracy (and per-category bars when the task reports them)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    cats = {k: v for k, v in summary.aggregate.items() if isinstance(v, dict)
+            and v and all(isinstance(x, (int, float)) for x in v.values())}
+    n_panels = 2 + (1 if cats else 0)
+    fig, axes = plt.subplots(1, n_panels, figsize=(5 * n_panels, 3.6))
+    lat = [r.latency_s for r in rows]
+    axes[0].hist(lat, bins=30, color="#4c72b0")
+    axes[0].set(title="latency per item", xlabel="seconds", ylabel="items")
+    ok = [r for r in rows if r.error is None]
+    running, acc = [], 0.0
+    for i, r in enumerate(ok, 1):
+        acc += float(r.correct) if r.correct is not None else (r.score or 0.0)
+        running.append(acc / i)
+    axes[1].plot(range(1, len(running) + 1), running, color="#dd8452")
+    axes[1].set(title="running accuracy", xlabel="items (store order)", ylabel="accuracy", ylim=(0, 1))
+    if cats:
+        name, values = next(iter(cats.items()))
+        axes[2].barh(list(values), list(values.values()), color="#55a868")
+        axes[2].set(title=name, xlim=(0, 1))
+    fig.suptitle(f"{summary.manifest['task']} · {summary.manifest['method']} · {summary.manifest['model']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# -- score predictions made elsewhere ------------------------------------------------------------------
+
+def score_file(task_name: str, predictions: str, *, out: str | None = None, as_json: bool = False,
+               task_params: Sequence[str] = ()) -> str:
+    """Score a JSONL predictions file with a task's scorer (one line per prediction)."""
+    task = make_task(task_name, parse_params(task_params))
+    path = Path(predictions)
+    if not path.exists():
+        raise DataError(f"predictions file not found: {path}")
+    scores: list[Score] = []
+    written: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+            item, prediction = task.item_from_record(record, where)
+            score = task.score(item, prediction)
+            scores.append(score)
+            written.append({**record, "correct": bool(score.correct) if score.correct is not None else None,
+                            "score": score.value, "extracted": score.extracted})
+    if not scores:
+        raise DataError(f"{path}: no predictions in the file")
+    if out is not None:
+        Path(out).write_text("".join(json.dumps(r) + "\n" for r in written))
+    agg = task.aggregate(scores)
+    if as_json:
+        return json.dumps(agg, indent=2, default=str)
+    return "\n".join(f"{k}: {_fmt(v)}" for k, v in agg.items())
+
+
+# -- one question --------------------------------------------------------------------------------------
+
+def run_one(method_name: str, question: str, *, model_spec: str, roles: Sequence[str] = (),
+            params: Sequence[str] = (), **model_kw: Any) -> str:
+    """Answer one question with a method (``llmlab run``)."""
+    from llmlab.core.concurrency import run_sync
+
+    method = make_method(method_name, params)
+    built = build_roles(model_spec, roles, **model_kw)
+
+    async def go() -> tuple[Solution, Any]:
+        with recording() as rec:
+            try:
+                sol = await method.solve(Query.from_text(question), built)
+            finally:
+                for m in built.all_models():
+                    await m.aclose()
+        return sol, rec
+
+    sol, rec = run_sync(go())
+    lines = [sol.text]
+    if sol.answer is not None and sol.answer != sol.text:
+        lines.append(f"answer: {sol.answer}")
+    lines.append(f"[{rec.n_calls} calls, {rec.prompt_tokens}+{rec.completion_tokens} tokens, ${rec.cost:.4f}]")
+    return "\n".join(lines)
+
+
+__all__ = ["EvalSpec", "LabError", "RunSummary", "eval_async", "report", "run_eval", "run_one", "score_file"]

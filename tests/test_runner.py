@@ -1,0 +1,129 @@
+"""The eval runner on a toy task: rows, resume, per-item accounting, errors, report, score files."""
+
+import json
+
+import pytest
+
+from llmlab.core.errors import ConfigError, DataError
+from llmlab.core.registry import TASKS
+from llmlab.methods.base import Query
+from llmlab.runner import EvalSpec, report, run_eval, score_file
+from llmlab.tasks.base import Item, Score, Task, TaskConfig
+
+
+class ToyConfig(TaskConfig):
+    n: int = 10
+
+
+class Toy(Task):
+    """Item i asks 'double i'; the answer is 2i."""
+
+    name = "toy"
+    Config = ToyConfig
+
+    def items(self):
+        for i in range(self.config.n):
+            yield Item(id=f"toy-{i}", input=i, target=2 * i, metadata={"parity": "even" if i % 2 == 0 else "odd"})
+
+    def prompt(self, item):
+        return Query.from_text(f"double {item.input}")
+
+    def score(self, item, answer):
+        ok = answer is not None and answer.strip() == str(item.target)
+        return Score(1.0 if ok else 0.0, ok, answer, {"parity": item.metadata["parity"]})
+
+    def aggregate(self, scores):
+        out = super().aggregate(scores)
+        by = {}
+        for s in scores:
+            by.setdefault(s.details["parity"], []).append(s.value)
+        out["by_parity"] = {k: sum(v) / len(v) for k, v in by.items()}
+        return out
+
+    def item_from_record(self, record, where):
+        if "i" not in record or "prediction" not in record:
+            raise DataError(f"{where}: needs keys 'i' and 'prediction'")
+        i = int(record["i"])
+        return Item(id=str(i), input=i, target=2 * i, metadata={"parity": "even"}), record["prediction"]
+
+
+TASKS.register("toy", Toy)
+
+
+def doubler(request, index):
+    n = int(request.messages[-1].content.split()[-1])
+    return str(2 * n) if n != 3 else "wrong"
+
+
+def spec(tmp_path, **kw):
+    base = dict(task="toy", method="direct", model_spec="mock:py=tests.test_runner:doubler", runs_dir=str(tmp_path),
+                run_id="r1", concurrency=4)
+    base.update(kw)
+    return EvalSpec(**base)
+
+
+def test_eval_scores_every_item_once_and_accounts_calls(tmp_path):
+    s = run_eval(spec(tmp_path))
+    assert s.n_items == 10 and s.n_scored == 10 and s.n_errors == 0 and s.calls == 10
+    assert s.aggregate["accuracy"] == pytest.approx(0.9)  # item 3 is answered wrong
+    assert s.aggregate["by_parity"] == {"even": 1.0, "odd": 0.8}
+    manifest = json.loads((tmp_path / "r1" / "manifest.json").read_text())
+    assert manifest["task"] == "toy" and manifest["method_params"]["temperature"] == 0.0
+    assert "python" in manifest["versions"]
+
+
+def test_resume_calls_only_missing_items(tmp_path):
+    first = run_eval(spec(tmp_path, limit=4))
+    assert first.new_items == 4
+    second = run_eval(spec(tmp_path, limit=10))
+    assert second.new_items == 6 and second.n_items == 10 and second.calls == 10
+    third = run_eval(spec(tmp_path))
+    assert third.new_items == 0
+
+
+def test_resume_with_other_config_is_refused(tmp_path):
+    run_eval(spec(tmp_path, limit=2))
+    with pytest.raises(ConfigError, match="use a new --run-id"):
+        run_eval(spec(tmp_path, params=["temperature=0.5"]))
+
+
+def test_failed_items_are_recorded_then_retried_on_resume(tmp_path):
+    s = run_eval(spec(tmp_path, model_spec="mock:echo?fail_500=1", max_retries=0))
+    assert s.n_errors == 10 and s.n_scored == 0 and "BackendError" in s.errors[0]
+    s2 = run_eval(spec(tmp_path, model_spec="mock:echo?fail_500=1", max_retries=0, run_id="r2"))
+    assert s2.n_errors == 10
+    # same run id, the failing rows are retried (and now a working model is not allowed: model differs)
+    with pytest.raises(ConfigError):
+        run_eval(spec(tmp_path, run_id="r2"))
+
+
+def test_report_writes_json_and_png(tmp_path):
+    run_eval(spec(tmp_path))
+    out = report("r1", str(tmp_path))
+    assert "accuracy" in out and (tmp_path / "r1" / "report.json").exists()
+    assert (tmp_path / "r1" / "report.png").stat().st_size > 1000
+    d = json.loads(report("r1", str(tmp_path), as_json=True))
+    assert d["scored"] == 10
+    with pytest.raises(ConfigError, match="no run 'nope'"):
+        report("nope", str(tmp_path))
+
+
+def test_score_file_counts_and_writes_back(tmp_path):
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"i": 1, "prediction": "2"}\n{"i": 2, "prediction": "5"}\n\n{"i": 3, "prediction": "6"}\n')
+    out = tmp_path / "o.jsonl"
+    res = json.loads(score_file("toy", str(f), out=str(out), as_json=True))
+    assert res["accuracy"] == pytest.approx(2 / 3)
+    assert [json.loads(x)["correct"] for x in out.read_text().splitlines()] == [True, False, True]
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [('{"i": 1, "prediction": "2"}\n{"i": 2\n', "p.jsonl:2: not valid JSON"),
+     ('{"prediction": "2"}\n', "p.jsonl:1: needs keys"), ("[1]\n", "expected a JSON object"), ("\n", "no predictions")],
+)
+def test_score_file_errors_name_file_and_line(tmp_path, content, needle):
+    f = tmp_path / "p.jsonl"
+    f.write_text(content)
+    with pytest.raises(DataError, match=needle):
+        score_file("toy", str(f))
