@@ -144,6 +144,11 @@ def eval_cmd(task: str, method: str, data_dir: str | None, data_file: str | None
                     concurrency=concurrency, run_id=run_id, runs_dir=runs_dir, seed=seed, **model_kw)
     summary = run_eval(spec, progress=progress)
     click.echo(summary.render())
+    if summary.n_errors:
+        raise LabError(
+            f"{summary.n_errors} of {summary.n_items} items failed (first: {summary.errors[0]}); "
+            f"re-run with --run-id {summary.run_id} to retry only those"
+        )
 
 
 @cli.command("run")
@@ -207,7 +212,12 @@ def cache_clear(path: str | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning LabError into one line and an exit code."""
     try:
-        cli.main(args=argv, prog_name="llmlab", standalone_mode=False)
+        try:
+            cli.main(args=argv, prog_name="llmlab", standalone_mode=False)
+        except BaseExceptionGroup as group:
+            from llmlab.core.concurrency import first_error
+
+            raise first_error(group) from None
     except LabError as exc:
         click.echo(f"error: {exc}", err=True)
         return exc.exit_code

@@ -24,8 +24,10 @@ import anyio
 
 from llmlab.backends.cache import ResponseCache
 from llmlab.backends.model import Ledger, Model, Price, RetryPolicy, recording
+from llmlab.core.concurrency import first_error
 from llmlab.core.config import parse_params
 from llmlab.core.errors import (
+    BackendConnectionError,
     BackendError,
     ConfigError,
     ContextWindowExceededError,
@@ -278,6 +280,8 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
                 solution = await method.solve(query, roles)
                 answer = solution.answer if solution.answer is not None else solution.text
                 score = task.score(item, answer)
+            except BackendConnectionError:
+                raise  # the server is down: stop the run (completed items are saved) instead of failing each item
             except ITEM_ERRORS as exc:
                 error = f"{type(exc).__name__}: {exc}"
         store.write(ItemRow(
@@ -286,7 +290,7 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
             score=score.value if score else None, correct=score.correct if score else None,
             extracted=score.extracted if score else None, details=score.details if score else {},
             calls=rec.n_calls, prompt_tokens=rec.prompt_tokens, completion_tokens=rec.completion_tokens,
-            cost=rec.cost, latency_s=time.perf_counter() - t0, cache_hits=rec.cache_hits, error=error,
+            cost=rec.cost, latency_s=time.perf_counter() - t0, cache_hits=rec.cache_hits, retries=rec.retries, error=error,
             trace=solution.trace if solution else {},
         ))
         stats["new"] += 1
@@ -313,6 +317,8 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
             for idx, item in pending:
                 await slots.acquire()
                 tg.start_soon(guarded, idx, item)
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
     finally:
         if bar is not None:
             bar.close()

@@ -76,7 +76,7 @@ def make_tiny_tokenizer(vocab_size: int = 384, chat_template: str | None = CHAT_
     return fast
 
 
-def make_tiny_model(dir: Path, *, seed: int = 0, chat_template: str | None = CHAT_TEMPLATE) -> Path:  # noqa: A002
+def make_tiny_model(dir: Path, *, seed: int = 0, chat_template: str | None = CHAT_TEMPLATE) -> Path:
     """Build and save an offline tiny LlamaForCausalLM with its tokenizer under ``dir``.
 
     Args:
@@ -89,6 +89,9 @@ def make_tiny_model(dir: Path, *, seed: int = 0, chat_template: str | None = CHA
     """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     dir = Path(dir)
     dir.mkdir(parents=True, exist_ok=True)
@@ -111,7 +114,8 @@ def make_tiny_model(dir: Path, *, seed: int = 0, chat_template: str | None = CHA
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config).eval()
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    # Like chat models, a turn ends at either the end-of-text or the end-of-turn token.
+    model.generation_config.eos_token_id = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|end|>")]
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(dir)
     tokenizer.save_pretrained(dir)

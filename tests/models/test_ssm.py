@@ -39,6 +39,8 @@ def _rel(a, b):
 def test_scan_parity_forward_backward_fp32(impl, seed, b, d, L, n, full):
     u, delta, A, B, C, D, z, bias = _inputs(seed, b, d, L, n)
     kw = dict(D=D, z=z, delta_bias=bias, delta_softplus=True) if full else {}
+    if not full:  # without softplus the step sizes must be positive, as in Mamba
+        delta = delta.detach().abs().requires_grad_()
     wrt = [u, delta, A, B, C] + ([D, z, bias] if full else [])
     outs = []
     for fn in (selective_scan_ref, lambda *a, **k: selective_scan(*a, impl=impl, **k)):
@@ -98,6 +100,7 @@ def test_single_step_update_equals_full_scan():
 @pytest.mark.parametrize("impl", IMPLS)
 def test_initial_state_continues_a_split_sequence(impl):
     u, delta, A, B, C, *_ = _inputs(12, 1, 4, 20, 3, grad=False)
+    delta = delta.abs()
     y, h = selective_scan(u, delta, A, B, C, return_last_state=True, impl=impl)
     ya, ha = selective_scan(u[..., :7], delta[..., :7], A, B[..., :7], C[..., :7], return_last_state=True,
                             impl=impl)

@@ -373,10 +373,8 @@ class HFBackend(Backend):
             logits, past = self._forward(ids, None)  # (n, V)
             for _step in range(max_new):
                 logp = torch.log_softmax(logits, dim=-1)  # (n, V)
-                if greedy:
-                    nxt = torch.argmax(logits, dim=-1)  # (n,)
-                else:
-                    nxt = self._sample(torch, logits, request, generator)
+                # (n,) next tokens
+                nxt = torch.argmax(logits, dim=-1) if greedy else self._sample(torch, logits, request, generator)
                 if want_top:
                     top_vals, top_ids = torch.topk(logp, k=min(want_top, logp.shape[-1]), dim=-1)
                 nxt_list = nxt.tolist()
@@ -399,16 +397,20 @@ class HFBackend(Backend):
                     break
                 logits, past = self._forward(nxt[:, None], past)
 
-        texts, reasons, logprobs = [], [], []
+        texts: list[str] = []
+        reasons: list[str] = []
+        logprobs: list[list[TokenLogprob]] = []
         for i in range(n):
             body = tokens[i][:-1] if tokens[i] and tokens[i][-1] in self._eos_ids else tokens[i]
             text = self._decode(body)
             keep = len(body)
-            if cut[i] is not None:
-                text = text[: cut[i]]
-                keep = self._tokens_within(body, cut[i])
+            cut_at = cut[i]
+            if cut_at is not None:
+                text = text[:cut_at]
+                keep = self._tokens_within(body, cut_at)
             texts.append(text)
-            reasons.append(finish[i] if finish[i] is not None else "length")
+            reason = finish[i]
+            reasons.append(reason if reason is not None else "length")
             if request.logprobs:
                 logprobs.append([
                     TokenLogprob(

@@ -138,7 +138,10 @@ class MockBackend(Backend):
             opts[k] = v
         plan_keys = {"fail_500", "fail_429", "timeout_rate", "malformed", "retry_after", "hang", "seed"}
         try:
-            plan = FailurePlan(**{k: (int(v) if k == "seed" else float(v)) for k, v in opts.items() if k in plan_keys})
+            plan_opts: dict[str, Any] = {
+                k: (int(v) if k == "seed" else float(v)) for k, v in opts.items() if k in plan_keys
+            }
+            plan = FailurePlan(**plan_opts)
             latency = float(opts.pop("latency", 0.0))
             ctx = int(opts["context_length"]) if "context_length" in opts else None
         except ValueError as exc:

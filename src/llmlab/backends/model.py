@@ -79,6 +79,10 @@ class CallRecorder:
     def cache_hits(self) -> int:
         return sum(c.cached for c in self.calls)
 
+    @property
+    def retries(self) -> int:
+        return sum(c.retries for c in self.calls)
+
 
 _RECORDERS: contextvars.ContextVar[tuple[CallRecorder, ...]] = contextvars.ContextVar(
     "llmlab_recorders", default=()

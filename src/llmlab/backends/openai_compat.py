@@ -14,9 +14,10 @@ stack. SDK errors are mapped onto :mod:`llmlab.core.errors` so the retry layer c
 (429, 5xx, timeouts, connection errors) from permanent ones (other 4xx).
 
 Deliberate choices:
-- ``sample_index``: when a request has a ``seed`` and ``sample_index > 0`` the server gets
-  ``seed + sample_index``, so repeated samples of one prompt differ yet stay reproducible. Without a seed
-  nothing is sent and the server samples freely.
+- ``sample_index``: the server gets ``seed + sample_index`` (a missing seed counting as 0) whenever a
+  request has a seed or ``sample_index > 0``, so repeated samples of one prompt differ yet stay
+  reproducible, also behind servers that seed their sampler by default (``llmlab serve`` with ``hf:``).
+  With neither, no seed is sent and the server samples as it likes.
 - ``max_tokens`` (not ``max_completion_tokens``) is sent, since every OpenAI-compatible server accepts it.
 - Raw ``prompt`` requests use the legacy ``/v1/completions`` endpoint; its ``logprobs`` field is the
   number of top alternatives (``top_logprobs``), 0 meaning the sampled token's logprob only.
@@ -212,8 +213,10 @@ class OpenAIBackend(Backend):
             p["temperature"] = request.temperature
         if request.top_p is not None:
             p["top_p"] = request.top_p
-        if request.seed is not None:
-            p["seed"] = request.seed + request.sample_index
+        if request.seed is not None or request.sample_index:
+            # Distinct sample indices must give distinct samples even behind a server that seeds its
+            # sampler by default (``llmlab serve`` in front of hf does): fold the index into the seed.
+            p["seed"] = (request.seed if request.seed is not None else 0) + request.sample_index
         if request.n != 1:
             p["n"] = request.n
         if request.stop:

@@ -22,7 +22,8 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 async def gather(fns: Sequence[Callable[[], Awaitable[T]]], limit: int | None = None) -> list[T]:
     """Run the thunks concurrently (at most ``limit`` at once) and return results in order.
 
-    The first exception cancels the rest and propagates (anyio task-group semantics).
+    The first exception cancels the rest and propagates as itself (not wrapped in an exception group;
+    a LabError is preferred when several fail).
 
     Example:
         >>> async def one() -> int: return 1
@@ -39,7 +40,33 @@ async def gather(fns: Sequence[Callable[[], Awaitable[T]]], limit: int | None = 
             async with limiter:
                 results[i] = await fn()
 
-    async with anyio.create_task_group() as tg:
-        for i, fn in enumerate(fns):
-            tg.start_soon(_run, i, fn)
+    try:
+        async with anyio.create_task_group() as tg:
+            for i, fn in enumerate(fns):
+                tg.start_soon(_run, i, fn)
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
     return results
+
+
+def first_error(group: BaseExceptionGroup) -> BaseException:
+    """The first LabError inside a (nested) exception group, else the first leaf exception.
+
+    Task groups wrap errors in groups; callers and the CLI want the one error that explains the failure.
+    """
+    from llmlab.core.errors import LabError
+
+    leaves: list[BaseException] = []
+
+    def walk(g: BaseExceptionGroup) -> None:
+        for e in g.exceptions:
+            if isinstance(e, BaseExceptionGroup):
+                walk(e)
+            else:
+                leaves.append(e)
+
+    walk(group)
+    for e in leaves:
+        if isinstance(e, LabError):
+            return e
+    return leaves[0] if leaves else group

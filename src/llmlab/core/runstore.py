@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS items (
     cost REAL,
     latency_s REAL,
     cache_hits INTEGER,
+    retries INTEGER,
     error TEXT,
     trace TEXT,
     finished_at REAL
@@ -61,6 +62,7 @@ class ItemRow:
     cost: float
     latency_s: float
     cache_hits: int
+    retries: int
     error: str | None
     trace: dict[str, Any]
     finished_at: float = 0.0

@@ -7,8 +7,9 @@ i.e. majority vote, the variant the paper uses for its results).
 
 Each sample comes from a *sampler*: any registered method (``direct`` by default, one chat call). Each
 sample carries its own ``sample_index`` (0..k-1) in ``Query.metadata``, so the samples are distinct
-requests; they share no cache entry and local backends seed them apart. The k samples run concurrently
-(:func:`llmlab.core.concurrency.gather`), so wall time is about one sample's latency.
+requests; they share no cache entry and local backends seed them apart. A query that is itself sample
+``b`` of an outer sampler gets indices ``b*k .. b*k+k-1``, so nested samples stay distinct. The k samples
+run concurrently (:func:`llmlab.core.concurrency.gather`), so wall time is about one sample's latency.
 
 Deliberate deviations:
 
@@ -157,8 +158,13 @@ class SelfConsistency(Method):
         cfg = self.cfg
         extract: Extractor = query.extract if query.extract is not None else fallback_extract
 
+        # Sample indices 0..k-1; when this query is itself sample `base` of an outer sampler (nested
+        # self-consistency), base*k + i keeps every innermost sample distinct.
+        base = int(query.metadata.get("sample_index", 0))
+
         def sample(i: int) -> Callable[[], Awaitable[Solution]]:
-            q = Query(query.messages, extract=query.extract, metadata={**query.metadata, "sample_index": i})
+            meta = {**query.metadata, "sample_index": base * cfg.k + i}
+            q = Query(query.messages, extract=query.extract, metadata=meta)
             return lambda: self.sampler.solve(q, roles)
 
         solutions: list[Solution] = await gather([sample(i) for i in range(cfg.k)], limit=cfg.concurrency)

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from llmlab.core.config import LabConfig, build_config
 from llmlab.core.errors import ConfigError, DataError
@@ -423,8 +423,8 @@ class ToTArithmetic(_ToTBase):
 # ToT-Semantic: generator
 # ---------------------------------------------------------------------------------------------------
 
-GRAPH_GENERATORS = ("er", "sbm", "ba", "sfn", "star", "complete", "awe")
-QUESTION_TYPES = (
+GraphKind = Literal["er", "sbm", "ba", "sfn", "star", "complete", "awe"]
+QuestionType = Literal[
     "event_at_time_t",
     "event_at_what_time",
     "number_of_events_in_time_interval",
@@ -433,8 +433,11 @@ QUESTION_TYPES = (
     "first_last",
     "relation_duration",
     "timeline",
-)
-SORTING_TYPES = ("shuffle", "start_time", "target_and_start_time", "relation_and_start_time")
+]
+SortingType = Literal["shuffle", "start_time", "target_and_start_time", "relation_and_start_time"]
+GRAPH_GENERATORS: tuple[GraphKind, ...] = get_args(GraphKind)
+QUESTION_TYPES: tuple[QuestionType, ...] = get_args(QuestionType)
+SORTING_TYPES: tuple[SortingType, ...] = get_args(SortingType)
 
 SEMANTIC_PROMPT = (
     "Below are facts about anonymised entities (E...) and relations (R...). Each fact holds for every year "
@@ -473,16 +476,9 @@ class SemanticGenConfig(LabConfig):
         max_tries: Redraws per instance before giving up (ambiguous questions are rejected).
     """
 
-    graph_generators: list[Literal["er", "sbm", "ba", "sfn", "star", "complete", "awe"]] = list(GRAPH_GENERATORS)
-    question_types: list[
-        Literal[
-            "event_at_time_t", "event_at_what_time", "number_of_events_in_time_interval", "before_after",
-            "event_at_the_time_of_another_event", "first_last", "relation_duration", "timeline",
-        ]
-    ] = list(QUESTION_TYPES)
-    sorting_types: list[Literal["shuffle", "start_time", "target_and_start_time", "relation_and_start_time"]] = (
-        list(SORTING_TYPES)
-    )
+    graph_generators: list[GraphKind] = list(GRAPH_GENERATORS)
+    question_types: list[QuestionType] = list(QUESTION_TYPES)
+    sorting_types: list[SortingType] = list(SORTING_TYPES)
     min_entities: int = 8
     max_entities: int = 16
     num_relations: int = 4

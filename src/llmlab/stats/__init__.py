@@ -1,0 +1,1 @@
+"""Statistics: arena ratings (:mod:`llmlab.stats.arena`)."""
