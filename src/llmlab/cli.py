@@ -23,6 +23,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "lab": ("llmlab.training.cli:lab", "Train and run experiments with the PyTorch model lab."),
     "generate": ("llmlab.tasks.generate_cli:generate", "Generate benchmark instances (NATURAL PLAN, ToT-Semantic)."),
     "data": ("llmlab.tasks.data_cli:data", "Inspect benchmark data (e.g. MMLU-Redux error statistics)."),
+    "arena": ("llmlab.stats.arena_cli:arena", "Arena ratings (Elo, Bradley–Terry, CIs) and the voting page."),
+    "wildbench": ("llmlab.tasks.wildbench_cli:wildbench", "WildBench rewards/scores; verify leaderboard tables."),
 }
 
 

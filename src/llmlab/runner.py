@@ -248,6 +248,11 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
         prices=spec.prices, max_retries=spec.max_retries, timeout=spec.timeout,
         concurrency=max(spec.concurrency, 1) * 4,
     )
+    items: list[Item] = []
+    for i, item in enumerate(task.items()):
+        if spec.limit is not None and i >= spec.limit:
+            break
+        items.append(item)
     run_id = spec.run_id if spec.run_id is not None else f"{spec.task}-{spec.method}-{time.strftime('%Y%m%d-%H%M%S')}"
     store = RunStore(Path(spec.runs_dir) / run_id)
     manifest = store.open_manifest(
@@ -259,11 +264,6 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
         },
         identity_keys=("task", "method", "model", "method_params", "task_params"),
     )
-    items: list[Item] = []
-    for i, item in enumerate(task.items()):
-        if spec.limit is not None and i >= spec.limit:
-            break
-        items.append(item)
     done = store.done_ids()
     pending = [(i, it) for i, it in enumerate(items) if it.id not in done]
     stats = {"new": 0, "errors": 0, "correct": 0, "scored": 0}
@@ -277,7 +277,12 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
         error: str | None = None
         with recording() as rec:
             try:
-                solution = await method.solve(query, roles)
+                solve_with_oracle = getattr(method, "solve_with_oracle", None)
+                if solve_with_oracle is not None:
+                    # the oracle only fills trace["pass_at_k"]; the answer scored below is the method's selection
+                    solution = await solve_with_oracle(query, roles, lambda a: bool(task.score(item, a).correct))
+                else:
+                    solution = await method.solve(query, roles)
                 answer = solution.answer if solution.answer is not None else solution.text
                 score = task.score(item, answer)
             except BackendConnectionError:
@@ -363,7 +368,10 @@ def summarize(store: RunStore, task: Task, manifest: dict[str, Any], *, new_item
     rows = list(store.rows())
     ok = [r for r in rows if r.error is None]
     errs = [r for r in rows if r.error is not None]
-    aggregate = task.aggregate([_score_of(r) for r in ok]) if ok else {"n": 0}
+    aggregate: dict[str, Any] = task.aggregate([_score_of(r) for r in ok]) if ok else {"n": 0}
+    oracle = [r.trace["pass_at_k"] for r in ok if isinstance(r.trace.get("pass_at_k"), dict)]
+    if oracle:  # reported beside accuracy, never as it (e.g. MCTSr's official any-answer-correct metric)
+        aggregate["pass_at_k"] = sum(bool(p["correct"]) for p in oracle) / len(oracle)
     return RunSummary(
         run_id=manifest["run_id"], root=store.root, manifest=manifest, aggregate=aggregate, n_items=len(rows),
         n_scored=len(ok), n_errors=len(errs), new_items=new_items, calls=sum(r.calls for r in rows),

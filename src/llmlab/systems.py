@@ -37,7 +37,7 @@ SYSTEMS: tuple[System, ...] = (
     System("MedFuzz", "2406.06573", "method", "(none)", "methods/medfuzz.py", "planned"),
     System("Magpie", "2406.08464", "method", "magpie-align/magpie", "data/magpie.py", "planned"),
     # -- benchmarks, judges, statistics --
-    System("NATURAL PLAN", "2406.04520", "task", "google-deepmind/natural-plan", "tasks/natural_plan.py",
+    System("NATURAL PLAN", "2406.04520", "task", "google-deepmind/natural-plan", "tasks/natural_plan/",
            "planned"),
     System("Test of Time", "2406.09170", "task", "(HF baharef/ToT)", "tasks/test_of_time.py", "planned"),
     System("WildBench", "2406.04770", "task", "allenai/WildBench", "tasks/wildbench.py", "planned"),

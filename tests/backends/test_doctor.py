@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 from typing import Any, ClassVar
 
 import anyio
@@ -10,7 +9,6 @@ import pytest
 from llmlab.backends.base import Backend, Capabilities, GenerateRequest, GenerateResponse
 from llmlab.backends.doctor import Check, diagnose, diagnose_backend, render
 from llmlab.cli import main
-from tests.helpers.tiny_hf import tiny_model_dir  # noqa: F401 - session fixture
 
 
 def by_name(checks: list[Check]) -> dict[str, Check]:
@@ -147,13 +145,6 @@ def test_pool_with_one_dead_endpoint() -> None:
     assert [c.ok for c in reach] == [True, False]
     assert dead in reach[1].detail
     assert checks[-1] is reach[1] or not checks[-1].ok
-
-
-def test_hf_tiny_model(tiny_model_dir: Path) -> None:  # noqa: F811
-    pytest.importorskip("transformers")
-    checks = by_name(anyio.run(diagnose, f"hf:{tiny_model_dir}"))
-    assert all(c.ok for c in checks.values())
-    assert checks["context length"].detail == "256 tokens"
 
 
 def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:

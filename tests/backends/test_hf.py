@@ -275,9 +275,9 @@ def test_model_stack_integration(tiny_model_dir: Path) -> None:  # noqa: F811
 @pytest.mark.parametrize(
     "spec, match",
     [
-        ("hf:/definitely/not/here", "not an existing folder"),
-        ("hf:./nope-model", "not an existing folder"),
-        ("hf:not a hub id!", "not an existing folder"),
+        ("hf:/definitely/not/here", "neither an existing folder"),
+        ("hf:./nope-model", "neither an existing folder"),
+        ("hf:not a hub id!", "neither an existing folder"),
         ("hf:", "needs a model"),
     ],
 )
@@ -311,3 +311,35 @@ def test_missing_transformers_is_missing_extra(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(MissingExtraError, match=r"llmlab\[hf\]"):
         HFBackend("anything")
+
+
+def test_doctor_reports_hf_capabilities(backend: Any) -> None:
+    from llmlab.backends.doctor import diagnose_backend
+
+    checks = {c.name: c for c in anyio.run(diagnose_backend, backend)}
+    assert all(c.ok for c in checks.values()), checks
+    assert checks["context length"].detail == "256 tokens"
+    assert "2 alternatives" in checks["logprobs"].detail
+
+
+def test_served_over_http_matches_direct(backend: Any) -> None:
+    from llmlab.backends.openai_compat import OpenAIBackend
+    from tests.helpers.servers import serve_thread
+
+    req = GenerateRequest.chat(USER, max_tokens=8, logprobs=True, top_logprobs=2)
+    direct = anyio.run(backend.generate, req)
+
+    async def over_http(url: str) -> Any:
+        client = OpenAIBackend("tiny", [url])
+        try:
+            return await client.generate(req)
+        finally:
+            await client.aclose()
+
+    with serve_thread(backend, name="tiny") as url:
+        remote = anyio.run(over_http, url)
+    assert remote.texts == direct.texts
+    assert remote.usage.prompt_tokens == direct.usage.prompt_tokens
+    assert remote.logprobs is not None and direct.logprobs is not None
+    assert [t.logprob for t in remote.logprobs[0]] == pytest.approx([t.logprob for t in direct.logprobs[0]])
+    assert [t.token for t in remote.logprobs[0]] == [t.token for t in direct.logprobs[0]]

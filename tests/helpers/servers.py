@@ -194,7 +194,9 @@ def serve_thread(model_or_spec: str | Backend | Model, *, name: str | None = Non
         model = model_or_spec
     app = create_app(model, name)
     sock = bind_socket("127.0.0.1", 0)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    # A bounded graceful shutdown: a request still hanging (mock ``hang``) must not block the test's exit.
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
                               name="llmlab-serve-thread")

@@ -279,3 +279,16 @@ def test_registry_names_and_presets() -> None:
     assert MixtureOfAgents().config.layers == 3  # type: ignore[attr-defined]
     assert MixtureOfAgentsLite().config.layers == 2  # type: ignore[attr-defined]
     assert SelfMixtureOfAgents().config.samples_per_model == 6  # type: ignore[attr-defined]
+
+
+@pytest.mark.anyio
+async def test_self_consistency_can_sample_moa_with_distinct_requests() -> None:
+    from llmlab.methods.self_consistency import SelfConsistency
+
+    m = namer("solo")
+    sc = SelfConsistency({"k": 3, "sampler": "moa_lite"})
+    sol = await sc.solve(Query.from_text("Q", extract=lambda t: t.split("#")[0]), Roles(m))
+    reqs = backend(m).requests
+    assert len(reqs) == 3 * 2 and sol.answer == "solo"
+    # every (messages, sample_index) pair is distinct, so a cache could never merge two samples
+    assert len({(r.messages, r.sample_index) for r in reqs}) == 6

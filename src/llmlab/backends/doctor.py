@@ -27,7 +27,7 @@ import anyio.to_thread
 import click
 
 from llmlab.backends.base import Backend, GenerateRequest, make_backend
-from llmlab.core.errors import LabError
+from llmlab.core.errors import LabError, MissingExtraError
 
 PROBE_PROMPT = "Reply with the single word OK."
 SPEC_HELP = "openai:<model>@<base_url>[,<base_url>...] | hf:<hub id or local path> | mock:<script>"
@@ -91,7 +91,12 @@ async def diagnose(spec: str, *, timeout: float = 30.0) -> list[Check]:
     try:
         backend = await anyio.to_thread.run_sync(make_backend, spec)
     except Exception as exc:  # a doctor reports every failure instead of crashing
-        fix = "correct the spec" if isinstance(exc, LabError) else f"check the backend's installation; {SPEC_HELP}"
+        if isinstance(exc, MissingExtraError):
+            fix = "install the missing package as the message says"
+        elif isinstance(exc, LabError):
+            fix = f"correct the spec ({SPEC_HELP})"
+        else:
+            fix = "this looks like a bug or a broken installation; run with -v and report it"
         checks.append(Check("backend", False, _one_line(exc), fix))
         return checks
     try:

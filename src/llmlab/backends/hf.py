@@ -132,7 +132,7 @@ def resolve_model_source(name: str) -> tuple[str, bool]:
     looks_local = name.startswith(("/", "./", "../", "~")) or name.startswith(".") or os.sep + os.sep in name
     if looks_local or not _HUB_ID.match(name):
         raise ConfigError(
-            f"hf model '{name}' is not an existing folder nor a valid hub id (like 'Qwen/Qwen2.5-0.5B-Instruct'); "
+            f"hf model '{name}' is neither an existing folder nor a valid hub id (like 'Qwen/Qwen2.5-0.5B-Instruct'); "
             "check the path"
         )
     return name, False
@@ -204,8 +204,9 @@ class HFBackend(Backend):
             return ConfigError(f"hf model folder '{model}' could not be loaded: {first}")
         if _offline():
             return ConfigError(
-                f"hf model '{model}' is not in the local Hugging Face cache and offline mode is on "
-                "(HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE); download it once with network access or pass a local path"
+                f"hf model '{model}' is neither a local folder nor in the local Hugging Face cache, and offline "
+                "mode is on (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE); download it once with network access or pass "
+                "a local path"
             )
         return ConfigError(
             f"hf model '{model}' could not be fetched from the Hugging Face Hub ({first}); "

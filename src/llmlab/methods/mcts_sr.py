@@ -3,10 +3,10 @@
 Zhang, Huang, Zhou, Li, Ouyang — arXiv 2406.07394 (MCTSr). Implements §3 of the paper as the official
 script does it (trotsky1997/MathBlackBox ``run_with_earlystopping.py``):
 
-- Q(a) = ½ (min R(a) + mean R(a)) over the node's reward samples (paper Eq. 1, code ``avg_reward``).
-- UCT(a) = Q(a) + c·sqrt(ln(N(parent) + 1) / (N(a) + ε)), c = 1.4, ε = 1e-5 (paper Eq. 3); N is the number
+- Q(a) = ½ (min R(a) + mean R(a)) over the node's reward samples (paper §3, code ``avg_reward``).
+- UCT(a) = Q(a) + c·sqrt(ln(N(parent) + 1) / (N(a) + ε)), c = 1.4, ε = 1e-5 (paper §3); N is the number
   of reward samples, so a root (no parent) has no exploration term.
-- Backpropagation Q′(parent) = ½ (Q(parent) + max_child Q(child)) (paper Eq. 2), children's raw Q, and the
+- Backpropagation Q′(parent) = ½ (Q(parent) + max_child Q(child)) (paper §3), children's raw Q, and the
   official update frontier: leaves get UCT from their own Q, a parent is recomputed from its leaf
   children; a parent already in the UCT table is not walked further (``backprop="official"``).
   ``backprop="full"`` recomputes every node from current statistics instead.
@@ -112,6 +112,7 @@ DUMMY_ANSWERS = (
     "Sorry, I don't know the answer to this question.",
 )
 
+CALL_STRIDE = 100_000  # sample indices of one search: outer_sample_index * CALL_STRIDE + call number
 SCORE_NUMBER = re.compile(r"-?\d+\.\d+|-?\d+")
 Oracle = Callable[["str | None"], bool]
 
@@ -120,7 +121,7 @@ Oracle = Callable[["str | None"], bool]
 
 
 def q_value(rewards: Sequence[float]) -> float:
-    """Q(a) = ½ (min R(a) + mean R(a)) (paper Eq. 1).
+    """Q(a) = ½ (min R(a) + mean R(a)).
 
     Example:
         >>> q_value([-20, 40])
@@ -132,7 +133,7 @@ def q_value(rewards: Sequence[float]) -> float:
 
 
 def uct(q: float, parent_visits: int, visits: int, c: float = 1.4, eps: float = 1e-5) -> float:
-    """UCT(a) = Q(a) + c·sqrt(ln(N(parent) + 1) / (N(a) + ε)) (paper Eq. 3).
+    """UCT(a) = Q(a) + c·sqrt(ln(N(parent) + 1) / (N(a) + ε)).
 
     Example:
         >>> round(uct(10.0, 0, 1), 6)
@@ -241,7 +242,7 @@ class Tree:
         return best
 
     def update(self, c: float = 1.4, eps: float = 1e-5, mode: Literal["official", "full"] = "official") -> None:
-        """Recompute UCT values after a change (paper Eq. 2 and 3).
+        """Recompute UCT values after a change (backpropagation, then UCT).
 
         ``official``: leaves from their own Q; a node's parent from Q′ = ½(Q + max child Q); the walk
         continues upward only through parents not yet in the table (the official ``update_ucb``).
@@ -335,13 +336,16 @@ class _Run:
         first = query.messages[0] if query.messages else None
         self.system = (first,) if first is not None and first.role == "system" else ()
         self.tree = Tree()
+        self.outer = int(query.metadata.get("sample_index", 0))
         self.calls = 0
         self.parse_failures = 0
         self.iterations: list[dict[str, Any]] = []
 
     async def call(self, *turns: tuple[str, str]) -> str:
         msgs = (*self.system, *(Message(role, text) for role, text in turns))  # type: ignore[arg-type]
-        index = self.calls  # distinct sample index: repeated reward prompts must be fresh samples
+        # distinct sample index per call: repeated reward prompts must be fresh samples (and when the search
+        # itself is sampled, e.g. by self_consistency, its query's sample index keeps runs apart)
+        index = self.outer * CALL_STRIDE + self.calls
         self.calls += 1
         resp = await self.model.generate(GenerateRequest(
             messages=msgs, temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens, sample_index=index

@@ -1,9 +1,9 @@
 r"""Mixture-of-Agents Enhances Large Language Model Capabilities (Wang et al., arXiv 2406.04692).
 
-Implements §2.2 of the paper (the layered MoA structure, Eq. 1: layer ``i`` output =
+Implements §2.2 of the paper (the layered MoA structure: layer ``i`` output =
 ``⊕ A_{i,j}(x_i) + x_1``, where ``⊕`` is the Aggregate-and-Synthesize prompt) and the presets of §3:
 MoA (3 layers, the same proposers in each layer, one aggregator), MoA-Lite (2 layers), and the
-single-proposer ablation of §3.3 (one model sampled ``n`` times per layer, which is also the
+paper's single-proposer ablation (one model sampled ``n`` times per layer, which is also the
 "Self-MoA" of Li et al., arXiv 2502.00674).
 
 Structure, as in the official code (togethercomputer/MoA ``utils.py``, ``generate_for_alpaca_eval.py``):
@@ -57,7 +57,7 @@ from llmlab.core.config import LabConfig
 from llmlab.core.errors import BackendError, ConfigError, ContextWindowExceededError
 from llmlab.methods.base import Method, Query, Roles, Solution
 
-# Our paraphrase of the official Aggregate-and-Synthesize prompt (paper Table 1); same structure:
+# Our paraphrase of the official Aggregate-and-Synthesize prompt; same structure:
 # instruction paragraph, then the "Responses from models:" label the numbered references follow.
 AGGREGATE_AND_SYNTHESIZE = (
     "Below are responses that several models gave to the most recent user query. Combine them into a "
@@ -262,15 +262,18 @@ class MixtureOfAgents(Method):
             BackendError: A proposer failed with ``on_failure="fail"``, or the aggregator call failed.
         """
         cfg = self.cfg
+        outer = int(query.metadata.get("sample_index", 0))
         messages = tuple(query.messages)
         references: list[str] = []
         trace_layers: list[dict[str, Any]] = []
         for k, models in enumerate(self.layer_models(roles), start=1):
             layer_msgs = inject_references(messages, references, cfg.template)
-            # sample index = position in the layer: distinct per agent, so Self-MoA samples never share a
-            # cache key even when the same Model is listed twice.
+            # sample index = position in the layer (offset by the query's own sample index when MoA is
+            # itself sampled, e.g. by self_consistency): distinct per agent, so Self-MoA samples never
+            # share a cache key, even when the same Model is listed twice.
             n_s = cfg.samples_per_model
-            agents = [(m, i * n_s + j) for i, m in enumerate(models) for j in range(n_s)]
+            size = len(models) * n_s
+            agents = [(m, outer * size + i * n_s + j) for i, m in enumerate(models) for j in range(n_s)]
             start = time.perf_counter()
             thunks = [functools.partial(self._propose, m, layer_msgs, s, k) for m, s in agents]
             records = await gather(thunks, limit=cfg.concurrency)
@@ -291,6 +294,7 @@ class MixtureOfAgents(Method):
                 cfg.aggregator_temperature if cfg.aggregator_temperature is not None else cfg.temperature
             ),
             max_tokens=cfg.aggregator_max_tokens if cfg.aggregator_max_tokens is not None else cfg.max_tokens,
+            sample_index=outer,
         )
         prompt_tokens = check_fits(aggregator, request, "MoA aggregator prompt")
         resp = await aggregator.generate(request)

@@ -67,6 +67,8 @@ class SambaConfig:
         moe_top_k: Experts per token.
         moe_capacity_factor: Expert capacity factor (None: no token drop).
         moe_gate_norm: Gating-logit normalisation λ (None: plain softmax gate).
+        moe_adaptive: Adaptive per-layer auxiliary coefficient (Skywork-MoE eq. 7-9).
+        moe_aux_coef: Fixed auxiliary coefficient when not adaptive.
         scan_impl: Selective-scan implementation (see :func:`llmlab.models.ssm.selective_scan`).
         attn_impl: ``band_mask`` | ``chunked`` | ``reference``.
         tie_weights: Tie the LM head to the embedding.
@@ -94,6 +96,8 @@ class SambaConfig:
     moe_top_k: int = 2
     moe_capacity_factor: float | None = None
     moe_gate_norm: float | None = None
+    moe_adaptive: bool = False
+    moe_aux_coef: float = 1e-2
     scan_impl: str = "auto"
     attn_impl: AttnImpl = "band_mask"
     tie_weights: bool = True
@@ -404,7 +408,8 @@ def make_ffn(cfg: SambaConfig) -> nn.Module:
 
         return MoEFFN(MoEConfig(d=cfg.n_embd, d_ff=cfg.intermediate_size, n_experts=cfg.moe_experts,
                                 top_k=cfg.moe_top_k, capacity_factor=cfg.moe_capacity_factor,
-                                gate_norm=cfg.moe_gate_norm, act=cfg.ffn))
+                                gate_norm=cfg.moe_gate_norm, adaptive=cfg.moe_adaptive,
+                                aux_coef=cfg.moe_aux_coef, act=cfg.ffn))
     return GatedFFN(cfg.n_embd, cfg.intermediate_size, act=cfg.ffn)
 
 

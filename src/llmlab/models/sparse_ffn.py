@@ -28,7 +28,6 @@ Deviations (deliberate):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -288,31 +287,16 @@ class SparseFFN(nn.Module):
         if cold_active.numel():
             cb = self.bundle.index_select(0, cold_active)  # (k, 3, d)
             a = self._ffn_act(xf @ cb[:, 0].T, xf @ cb[:, 1].T)  # (T, k)
-            if mask is not None or self.n_hot == 0:
-                # per-token exactness: a token only uses the neurons predicted for it
-                a = a * cold_pred[:, cold_active - self.n_hot]
+            # a token only uses the neurons predicted for it (the union is a batching convenience)
+            a = a * cold_pred[:, cold_active - self.n_hot]
             y = y + a @ cb[:, 2]
         return y.reshape(shape)
-
-
-@dataclass
-class SparseBenchResult:
-    """Timing of one sparse-vs-dense comparison (see bench/sparse_ffn.py)."""
-
-    sparsity: float
-    dense_s: float
-    sparse_s: float
-
-    @property
-    def speedup(self) -> float:
-        return self.dense_s / self.sparse_s
 
 
 __all__ = [
     "ACTS",
     "ActivationPredictor",
     "GatedFFN",
-    "SparseBenchResult",
     "SparseFFN",
     "activation_sparsity",
     "hot_cold_split",

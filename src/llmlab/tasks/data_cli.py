@@ -109,7 +109,7 @@ def tot_arithmetic_stats(as_json: bool, data_dir: str | None, data_file: str | N
     items = ToTArithmetic({"data_dir": data_dir, "data_file": data_file}).items()
     per_cat = Counter(str(it.metadata["category"]) for it in items)
     per_fmt = Counter((str(it.metadata["category"]), ",".join(it.metadata["keys"])) for it in items)
-    stats = {
+    stats: dict[str, Any] = {
         "n": len(items),
         "categories": dict(per_cat.most_common()),
         "formats": {c: {f: n for (c2, f), n in per_fmt.most_common() if c2 == c} for c in per_cat},

@@ -18,8 +18,9 @@ Implements
   (Virology: 57% erroneous, the paper's headline; overall 370/5700 = 6.49%).
 
 Data quirks handled (none silently dropped; each is visible in :func:`redux_stats`)
-- Delimiter: 47 files use ``,``, 10 use ``;`` — detected from the header row (the delimiter under which the
-  header holds the required columns). Column order differs between files; columns are read by name.
+- Delimiter: 48 files use ``,``, 9 use ``;`` (SOURCE.txt says 47/10; the headers say 48/9), detected from
+  the header row (the delimiter under which the header holds the required columns). Column order differs
+  between files; columns are read by name.
   ``mmlu_econometrics.csv`` carries two empty unnamed columns (ignored only while empty; non-empty extra
   cells are kept in ``extra``).
 - Encoding: ``mmlu_moral_scenarios.csv`` is cp1252, not UTF-8 — decoded as UTF-8, else cp1252, else latin-1.
@@ -303,9 +304,11 @@ def read_subject_csv(path: str | Path) -> tuple[FileInfo, list[ReduxRow]]:
 
 
 def redux_files(folder: str | Path) -> list[Path]:
-    """The subject CSVs of a folder (``mmlu_redux/`` or the dataset root holding it), sorted."""
+    """The subject CSVs of a folder (``mmlu_redux/``, the dataset folder, or a data dir holding it), sorted."""
     folder = Path(folder)
-    if (folder / SUBDIR).is_dir():
+    if (folder / DATASET / SUBDIR).is_dir():
+        folder = folder / DATASET / SUBDIR
+    elif (folder / SUBDIR).is_dir():
         folder = folder / SUBDIR
     files = sorted(folder.glob("*.csv"))
     if not files:
@@ -397,8 +400,8 @@ def extract_choice(text: str | None, n_choices: int = 4) -> str | None:
     (last one wins) and ``"**B**"``. A leading English article ("A good choice ...") is NOT a letter.
 
     Example:
-        >>> extract_choice("Let me think... The answer is (C)."), extract_choice("A good question."), extract_choice("b")
-        ('C', None, 'B')
+        >>> extract_choice("Let me think... The answer is (C)."), extract_choice("A good question.")
+        ('C', None)
     """
     if text is None:
         return None

@@ -183,12 +183,12 @@ def normalize_value(value: Any, key: str = "answer") -> Any:
     """Canonical form of one answer value (idempotent).
 
     Numbers (and numeric strings) become floats, ``H:MM[:SS]`` times get a zero-padded hour, other strings
-    are lower-cased with whitespace collapsed; ``unordered_list`` becomes a sorted list (set semantics,
-    duplicates dropped), ``ordered_list`` a list.
+    are lower-cased with whitespace collapsed; ``unordered_list`` becomes a sorted list of the JSON-encoded
+    elements (set semantics, duplicates dropped), ``ordered_list`` a list of them in order.
 
     Example:
         >>> normalize_value("1307"), normalize_value(" 352  BC "), normalize_value(["B", "a"], "unordered_list")
-        (1307.0, '352 bc', ['a', 'b'])
+        (1307.0, '352 bc', ['"a"', '"b"'])
     """
     if isinstance(value, bool):
         return str(value).lower()
@@ -386,8 +386,8 @@ class _ToTBase(Task):
     def item_from_record(self, record: Mapping[str, Any], where: str) -> tuple[Item, str]:
         _require(record, (*self.required, "prediction"), where)
         item = self._make_item(record, where, -1)
-        if record.get("id") is not None:
-            item = Item(str(record["id"]), item.input, item.target, item.metadata)
+        item_id = str(record["id"]) if record.get("id") is not None else where
+        item = Item(item_id, item.input, item.target, item.metadata)
         pred = record["prediction"]
         return item, pred if isinstance(pred, str) else json.dumps(pred)
 
@@ -481,7 +481,7 @@ class SemanticGenConfig(LabConfig):
     sorting_types: list[SortingType] = list(SORTING_TYPES)
     min_entities: int = 8
     max_entities: int = 16
-    num_relations: int = 4
+    num_relations: int = 3
     repeat_prob: float = 0.3
     min_year: int = 1900
     max_duration: int = 12
@@ -628,7 +628,8 @@ def _question(qtype: str, facts: list[Fact], rng: random.Random) -> tuple[str, s
     keys = sorted(roles)
     if not keys:
         return None
-    rel, obj = rng.choice(keys)
+    # Roles held by several entities in turn make the harder questions: weight by timeline length.
+    rel, obj = rng.choices(keys, weights=[len(roles[k]) for k in keys])[0]
     chain = roles[(rel, obj)]
     counts = Counter(f.subject for f in chain)
 
@@ -647,11 +648,13 @@ def _question(qtype: str, facts: list[Fact], rng: random.Random) -> tuple[str, s
             return f"At what time did {f.subject} start being the {rel} of {obj}?", str(f.start)
         return f"At what time did {f.subject} stop being the {rel} of {obj}?", str(f.end)
     if qtype == "number_of_events_in_time_interval":
-        lo, hi = chain[0].start, chain[-1].end
-        if hi - lo < 2:
+        if len(chain) < 2:
             return None
-        a = rng.randint(lo, hi - 1)
-        b = rng.randint(a + 1, hi)
+        # Interval from inside (or just before) one holder's term to inside (or just after) a later one's.
+        i = rng.randrange(len(chain))
+        j = rng.randrange(i, len(chain))
+        a = rng.randint(chain[i].start - 2, chain[i].end)
+        b = rng.randint(max(a + 1, chain[j].start), chain[j].end + 2)
         n = len({g.subject for g in chain if g.start <= b and g.end >= a})
         return (
             f"Find the number of unique entities that were the {rel} of {obj} between {a} and {b}. "

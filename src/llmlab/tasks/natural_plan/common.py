@@ -317,14 +317,10 @@ class NaturalPlanTask(Task):
             "official": sum(official) / n if n else 0.0,
             "strict": sum(known) / len(known) if known else None,
             "strict_n": len(known),
-            "buckets": {
-                k: {
-                    "n": len(v),
-                    "official": sum(s.value for s in v) / len(v),
-                    "strict": _mean([s.details.get("valid") for s in v]),
-                }
-                for k, v in sorted(buckets.items())
-            },
+            # Flat {bucket: value} dicts (the report plots the first one as bars).
+            "official_by_bucket": {k: sum(s.value for s in v) / len(v) for k, v in sorted(buckets.items())},
+            "strict_by_bucket": {k: _mean([s.details.get("valid") for s in v]) for k, v in sorted(buckets.items())},
+            "n_by_bucket": {k: len(v) for k, v in sorted(buckets.items())},
         }
 
     def _bucket(self, item: Item) -> str:

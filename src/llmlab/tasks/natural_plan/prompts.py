@@ -53,7 +53,9 @@ MEETING_HEAD = (
 )
 MEETING_DISTANCES = "Travel distances (in minutes):\n{rows}"
 MEETING_ARRIVE = "CONSTRAINTS: You arrive at {location} at {time}."
-MEETING_FRIEND = "{name} will be at {location} from {start} to {end}. You'd like to meet {name} for a minimum of {minutes} minutes."
+MEETING_FRIEND = (
+    "{name} will be at {location} from {start} to {end}. You'd like to meet {name} for a minimum of {minutes} minutes."
+)
 MEETING_0SHOT_INSTRUCTION = (
     "Your response should start with 'SOLUTION:' followed by sentences of the forms 'You start at P at T.', "
     "'You travel to P in N minutes and arrive at T.', 'You wait until T.' and "

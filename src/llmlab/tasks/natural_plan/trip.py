@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from dataclasses import dataclass, field
@@ -41,14 +42,14 @@ _TOTAL = re.compile(r"European cities for (\d+) days")
 
 
 def parse_trip_response(response: str) -> Plan:
-    """Read ``[(city, stay_days), ...]`` from a response exactly as the official script does.
+    r"""Read ``[(city, stay_days), ...]`` from a response exactly as the official script does.
 
-    Quirks kept: the first ``\\d+-\\d+`` of a line is a day range wherever it appears; a range ending on
+    Quirks kept: the first ``\d+-\d+`` of a line is a day range wherever it appears; a range ending on
     the day count announced by ``European cities for N days`` stops the parse; cities come from the
-    flight lines (``(\\w+)``: one word); stays come from flight days, not from the written ranges.
+    flight lines (``(\w+)``: one word); stays come from flight days, not from the written ranges.
 
     Example:
-        >>> parse_trip_response("**Day 1-3:** Visit Oslo.\\n**Day 3:** Fly from Oslo to Riga.\\n**Day 3-5:** Riga.")
+        >>> parse_trip_response("**Day 1-3:** Oslo\n**Day 3:** Fly from Oslo to Riga.\n**Day 3-5:** Riga")
         [('Oslo', 3), ('Riga', 3)]
     """
     days: list[str] = []
@@ -228,15 +229,15 @@ def validate_trip(cons: TripConstraints, plan: Plan) -> list[Violation]:
     last = start
     if last != cons.total_days:
         out.append(Violation("days", f"the plan covers {last} days, the trip is {cons.total_days} days"))
-    for (a, _), (b, _) in zip(plan, plan[1:], strict=False):
-        if (a, b) not in cons.flights:
-            out.append(Violation("flight", f"no direct flight from {a} to {b}"))
+    for (x, _), (y, _) in itertools.pairwise(plan):
+        if (x, y) not in cons.flights:
+            out.append(Violation("flight", f"no direct flight from {x} to {y}"))
     for city, a, b in cons.events:
         if city in seen:
-            s, e = seen[city]
-            if not (s <= a and b <= e):
+            s0, e0 = seen[city]
+            if not (s0 <= a and b <= e0):
                 out.append(Violation("event", f"the event in {city} between day {a} and day {b} falls "
-                                              f"outside the stay there (days {s}-{e})"))
+                                              f"outside the stay there (days {s0}-{e0})"))
     return out
 
 
@@ -319,7 +320,7 @@ def _trip_instance(rng: random.Random, kn: TripKnobs) -> Record:
         else:
             both.add(frozenset((a, b)))
 
-    for a, b in zip(order, order[1:], strict=False):
+    for a, b in itertools.pairwise(order):
         link(a, b)
     for i, a in enumerate(order):
         for b in order[i + 2:]:
@@ -341,8 +342,8 @@ def _trip_instance(rng: random.Random, kn: TripKnobs) -> Record:
     for c in rng.sample(order, k):
         sentences.append(rng.choice(prompts.TRIP_STAY_SENTENCES).format(city=c, n=stays[c]))
         if c in events:
-            a, b = ranges[c]
-            sentences.append(rng.choice(prompts.TRIP_EVENT_SENTENCES).format(city=c, a=a, b=b))
+            first, last = ranges[c]
+            sentences.append(rng.choice(prompts.TRIP_EVENT_SENTENCES).format(city=c, a=first, b=last))
     pieces = [f"from {a} to {b}" for a, b in sorted(one_way)]
     pieces += [" and ".join(sorted(p, key=lambda _: rng.random())) for p in sorted(both, key=sorted)]
     rng.shuffle(pieces)
