@@ -130,3 +130,15 @@ def test_concurrent_votes_are_all_kept_and_replays_win_once(arena_server) -> Non
         replays = list(pool.map(vote, [extra] * 12))
     assert sorted(replays) == [200] + [409] * 11
     assert app.state.arena.store.n_votes() == 61
+
+
+def test_live_models_answer_through_the_model_stack(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt_id": "1", "prompt": "say hi"}\n{"prompt_id": "2", "prompt": "say bye"}\n')
+    c = TestClient(create_app(ArenaSettings(outputs=str(prompts), db=str(tmp_path / "l.sqlite"), seed=0,
+                                            live_models={"echo": "mock:echo", "fixed": "mock:text=FIXED"})))
+    html = c.get("/").text
+    outs = {re.search(rf'id="output-{s}">([^<]*)<', html).group(1) for s in "ab"}  # type: ignore[union-attr]
+    assert "FIXED" in outs and len(outs & {"say hi", "say bye"}) == 1
+    r = c.post("/vote", content=f"token={token_of(html)}&choice=tie", headers=HX)
+    assert r.status_code == 200 and "echo" in r.text and "fixed" in r.text

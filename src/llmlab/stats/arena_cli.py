@@ -82,9 +82,18 @@ def ratings_cmd(votes: str, as_json: bool, rounds: int, reg: float, anchor: str 
               help="Key that signs battle tokens (default: random per database, stored in it).")
 @click.option("--rate-limit", type=int, default=30, show_default=True, help="Votes per client per minute.")
 @click.option("--rounds", type=int, default=200, show_default=True, help="Bootstrap rounds on the leaderboard.")
-def serve_cmd(outputs: str, db: str, host: str, port: int, secret: str | None, rate_limit: int, rounds: int) -> None:
+@click.option("--model", "models", multiple=True, metavar="NAME=SPEC",
+              help="Live mode: answer the prompts of --outputs with these models (repeat; at least two).")
+def serve_cmd(outputs: str, db: str, host: str, port: int, secret: str | None, rate_limit: int, rounds: int,
+              models: tuple[str, ...]) -> None:
     """Serve the anonymous pairwise voting page and the leaderboard."""
     from llmlab.web.app import ArenaSettings, serve
 
+    live: dict[str, str] = {}
+    for m in models:
+        name, sep, spec = m.partition("=")
+        if not sep or not name or not spec:
+            raise ConfigError(f"--model expects NAME=SPEC (e.g. small=openai:qwen@http://127.0.0.1:8001), got {m!r}")
+        live[name] = spec
     serve(ArenaSettings(outputs=outputs, db=db, secret=secret, rate_limit_per_min=rate_limit,
-                        bootstrap_rounds=rounds), host=host, port=port)
+                        bootstrap_rounds=rounds, live_models=live), host=host, port=port)
