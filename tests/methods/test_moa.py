@@ -292,3 +292,13 @@ async def test_self_consistency_can_sample_moa_with_distinct_requests() -> None:
     assert len(reqs) == 3 * 2 and sol.answer == "solo"
     # every (messages, sample_index) pair is distinct, so a cache could never merge two samples
     assert len({(r.messages, r.sample_index) for r in reqs}) == 6
+
+
+@pytest.mark.anyio
+async def test_reaggregation_from_traced_references_rebuilds_the_aggregator_input() -> None:
+    agg = namer("agg")
+    q = Query((Message("system", "S"), Message("user", "Q")))
+    roles = Roles(namer("d"), proposers=[namer("a"), namer("b")], aggregator=agg)
+    sol = await MixtureOfAgents({"layers": 3}).solve(q, roles)
+    rebuilt = inject_references(q.messages, sol.trace["aggregator"]["references_in"])
+    assert backend(agg).requests[0].messages == rebuilt

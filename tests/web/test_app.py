@@ -113,23 +113,21 @@ def test_bad_outputs_file(tmp_path: Path) -> None:
 
 def test_concurrent_votes_are_all_kept_and_replays_win_once(arena_server) -> None:  # type: ignore[no-untyped-def]
     base, app = arena_server(rate_limit_per_min=10_000)
-    with httpx.Client(base_url=base, timeout=30) as client:
-        tokens = [token_of(client.get("/battle", headers={"HX-Request": "true"}).text) for _ in range(60)]
+    with httpx.Client(base_url=base, timeout=30, limits=httpx.Limits(max_connections=16)) as client:
+        tokens = [token_of(client.get("/battle", headers={"HX-Request": "true"}).text) for _ in range(40)]
 
-    def vote(tok: str) -> int:
-        with httpx.Client(base_url=base, timeout=30) as cl:
-            return cl.post("/vote", content=f"token={tok}&choice=A", headers=FORM).status_code
+        def vote(tok: str) -> int:
+            return client.post("/vote", content=f"token={tok}&choice=A", headers=FORM).status_code
 
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        codes = list(pool.map(vote, tokens))
-    assert codes == [200] * 60
-    assert app.state.arena.store.n_votes() == 60
-    with httpx.Client(base_url=base, timeout=30) as client:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            codes = list(pool.map(vote, tokens))
+        assert codes == [200] * 40
+        assert app.state.arena.store.n_votes() == 40
         extra = token_of(client.get("/battle", headers={"HX-Request": "true"}).text)
-    with ThreadPoolExecutor(max_workers=12) as pool:
-        replays = list(pool.map(vote, [extra] * 12))
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            replays = list(pool.map(vote, [extra] * 12))
     assert sorted(replays) == [200] + [409] * 11
-    assert app.state.arena.store.n_votes() == 61
+    assert app.state.arena.store.n_votes() == 41
 
 
 def test_live_models_answer_through_the_model_stack(tmp_path: Path) -> None:
