@@ -1,6 +1,7 @@
 """Eval throughput vs concurrency through a real `llmlab serve` whose mock answers in 200 ms.
 
-The ideal is concurrency / latency items per second (one call per item with `direct`). Goal: at least
+The ideal is concurrency / latency items per second (one call per item with `direct`); each level runs
+rounds x concurrency items after a warm-up run, so start-up costs are not counted as throughput. Goal: at least
 0.8 x ideal at concurrency 64. Run from the repository root: `python bench/throughput.py`.
 """
 
@@ -23,14 +24,18 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.2)
     ap.add_argument("--levels", default="1,2,4,8,16,32,64")
     ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--rounds", type=int, default=10, help="items per level = rounds x concurrency")
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp, serve_subprocess(
         f"mock:text=#### 18?latency={args.latency}", name="m", concurrency=256
     ) as url:
+        # warm-up: imports, the data file, the first connections
+        run_eval(EvalSpec(task="gsm8k", method="direct", model_spec=f"openai:m@{url}", limit=8, concurrency=8,
+                          run_id="warm", runs_dir=tmp, data_dir=args.data_dir))
         for c in levels:
-            n = max(8, 4 * c)
+            n = max(20, args.rounds * c)
             t0 = time.perf_counter()
             s = run_eval(EvalSpec(task="gsm8k", method="direct", model_spec=f"openai:m@{url}", limit=n, concurrency=c,
                                   run_id=f"c{c}", runs_dir=tmp, data_dir=args.data_dir))

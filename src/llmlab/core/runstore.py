@@ -11,7 +11,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,10 @@ class ItemRow:
     error: str | None
     trace: dict[str, Any]
     finished_at: float = 0.0
+
+
+_COLUMNS = tuple(ItemRow.__dataclass_fields__)
+_INSERT = f"INSERT OR REPLACE INTO items ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
 
 
 class RunStore:
@@ -125,14 +129,12 @@ class RunStore:
 
     def write(self, row: ItemRow) -> None:
         """Insert or replace one item's row and commit at once (nothing lost on a crash)."""
-        d = asdict(row)
-        d["details"] = json.dumps(d["details"], default=str)
-        d["trace"] = json.dumps(d["trace"], default=str)
-        d["correct"] = None if row.correct is None else int(row.correct)
-        d["finished_at"] = time.time()
-        cols = ", ".join(d)
-        marks = ", ".join("?" for _ in d)
-        self._db.execute(f"INSERT OR REPLACE INTO items ({cols}) VALUES ({marks})", tuple(d.values()))
+        values = [getattr(row, name) for name in _COLUMNS]  # not asdict(): it deep-copies every trace
+        values[_COLUMNS.index("details")] = json.dumps(row.details, default=str)
+        values[_COLUMNS.index("trace")] = json.dumps(row.trace, default=str)
+        values[_COLUMNS.index("correct")] = None if row.correct is None else int(row.correct)
+        values[_COLUMNS.index("finished_at")] = time.time()
+        self._db.execute(_INSERT, values)
         self._db.commit()
 
     def rows(self) -> Iterator[ItemRow]:

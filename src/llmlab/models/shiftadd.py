@@ -62,6 +62,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
+
 from llmlab.core.errors import ConfigError, MissingExtraError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -571,28 +573,104 @@ def lut_gemv_ref(x: torch.Tensor, alpha: torch.Tensor, packed: torch.Tensor, gro
 
 
 @functools.cache
-def _numba_kernel() -> Callable[..., Any] | None:
+def _numba_kernels() -> tuple[Callable[..., Any], Callable[..., Any]] | None:
     try:
         import numba
+        import numpy as np
     except ImportError:
         return None
 
-    @numba.njit(parallel=True, fastmath=False, cache=False)
-    def kernel(lut: Any, alpha: Any, packed: Any, cpg: int, out: Any) -> None:  # pragma: no cover - jitted
-        q, N, C = packed.shape
-        G = C // cpg
-        for n in numba.prange(N):
-            acc = 0.0
-            for i in range(q):
-                for gi in range(G):
-                    s = 0.0
-                    base = gi * cpg
-                    for c in range(base, base + cpg):
-                        s += lut[c, packed[i, n, c]]
-                    acc += alpha[i, n, gi] * s
-            out[n] = acc
+    @numba.njit(cache=False)
+    def build(x: Any, lut: Any) -> None:  # pragma: no cover - jitted
+        C = lut.shape[0]
+        for c in range(C):
+            s = 0.0
+            for j in range(8):
+                s += x[8 * c + j]
+            lut[c, 0] = -s
+            n = 1
+            for j in range(8):  # recursive doubling: additions only
+                two_x = 2 * x[8 * c + j]
+                for m in range(n):
+                    lut[c, n + m] = lut[c, m] + two_x
+                n *= 2
 
-    return kernel
+    @numba.njit(parallel=True, fastmath=True, cache=False)
+    def kernel(lut: Any, alpha_t: Any, packed_t: Any, cpg: int, out: Any) -> None:  # pragma: no cover - jitted
+        # packed_t: (N/T, C, q, T) bytes, alpha_t: (N/T, G, q, T): a tile of T rows reads contiguous bytes
+        # while the 8-activation tables of one group (cpg·256 floats) stay in L1.
+        nt, C, q, T = packed_t.shape
+        G = C // cpg
+        for t in numba.prange(nt):
+            acc = np.zeros(T, out.dtype)
+            part = np.empty(T, out.dtype)
+            for gi in range(G):
+                for i in range(q):
+                    part[:] = 0.0
+                    for c in range(gi * cpg, gi * cpg + cpg):
+                        table = lut[c]
+                        row = packed_t[t, c, i]
+                        for j in range(T):
+                            part[j] += table[row[j]]
+                    a = alpha_t[t, gi, i]
+                    for j in range(T):
+                        acc[j] += a[j] * part[j]
+            out[t * T : (t + 1) * T] = acc
+
+    return build, kernel
+
+
+@dataclass
+class LUTWeight:
+    """A binary-coded weight laid out for the compiled LUT kernel (prepare once, multiply many times).
+
+    Attributes:
+        alpha: ``(q, N, K/g)`` scales (canonical layout, used by the torch/ref paths).
+        packed: ``(q, N, K/8)`` uint8 planes (canonical layout).
+        group_size: ``g``.
+        tile: Rows per kernel tile.
+    """
+
+    alpha: torch.Tensor
+    packed: torch.Tensor
+    group_size: int
+    tile: int = 64
+
+    def __post_init__(self) -> None:
+        torch = _torch()
+        if self.group_size % 8:
+            raise ConfigError(f"the LUT kernel needs group_size divisible by 8, got {self.group_size}")
+        q, N, C = self.packed.shape
+        T = self.tile
+        pad = (-N) % T
+        p = torch.nn.functional.pad(self.packed, (0, 0, 0, pad))  # (q, N', C); padded rows have α = 0
+        a = torch.nn.functional.pad(self.alpha, (0, 0, 0, pad))  # (q, N', G)
+        n_tiles = (N + pad) // T
+        self._packed_t = p.reshape(q, n_tiles, T, C).permute(1, 3, 0, 2).contiguous()  # (N/T, C, q, T)
+        self._alpha_t = a.reshape(q, n_tiles, T, -1).permute(1, 3, 0, 2).contiguous()  # (N/T, G, q, T)
+
+    @classmethod
+    def from_bcq(cls, bcq: BCQWeight, tile: int = 64) -> LUTWeight:
+        return cls(bcq.alpha, bcq.packed(), bcq.group_size, tile)
+
+    def matvec(self, x: torch.Tensor, impl: Literal["auto", "numba", "torch", "ref"] = "auto") -> torch.Tensor:
+        """``W x`` for ``x`` of shape ``(K,)`` or ``(B, K)`` (see :func:`lut_gemv`)."""
+        torch = _torch()
+        if x.dim() == 2:
+            return torch.stack([self.matvec(row, impl) for row in x])
+        kernels = _numba_kernels() if impl in ("auto", "numba") else None
+        if impl == "numba" and kernels is None:
+            raise MissingExtraError("numba", "all", "the compiled LUT GEMV")
+        if kernels is None:
+            return lut_gemv(x, self.alpha, self.packed, self.group_size, impl="torch" if impl == "auto" else impl)
+        build, kernel = kernels
+        N = self.packed.shape[1]
+        xn = x.detach().contiguous().numpy()
+        lut = np.empty((xn.shape[0] // 8, 256), dtype=xn.dtype)
+        build(xn, lut)
+        out = np.empty(self._packed_t.shape[0] * self.tile, dtype=xn.dtype)
+        kernel(lut, self._alpha_t.to(x.dtype).numpy(), self._packed_t.numpy(), self.group_size // 8, out)
+        return torch.from_numpy(out[:N])
 
 
 def lut_gemv(
@@ -602,15 +680,18 @@ def lut_gemv(
     group_size: int,
     impl: Literal["auto", "numba", "torch", "ref"] = "auto",
 ) -> torch.Tensor:
-    """LUT GEMV for one or a batch of inputs (the fast path; same contract as :func:`lut_gemv_ref`).
+    """LUT GEMV for one or a batch of inputs (same contract as :func:`lut_gemv_ref`).
+
+    For repeated products with one weight, build a :class:`LUTWeight` once (the compiled kernel wants a
+    tiled byte layout; this function re-tiles on every call).
 
     Args:
         x: ``(K,)`` or ``(B, K)`` activations.
         alpha: ``(q, N, K/g)`` scales.
         packed: ``(q, N, K/8)`` uint8 planes.
         group_size: ``g``.
-        impl: ``numba`` (compiled, parallel over rows), ``torch`` (vectorised gathers), ``ref``, or ``auto``
-            (numba when importable).
+        impl: ``numba`` (compiled, tiles of rows in parallel), ``torch`` (vectorised gathers), ``ref``, or
+            ``auto`` (numba when importable, else torch).
 
     Returns:
         ``(N,)`` or ``(B, N)``.
@@ -619,20 +700,14 @@ def lut_gemv(
         ConfigError: For an unknown ``impl``.
     """
     torch = _torch()
+    if impl not in ("auto", "numba", "torch", "ref"):
+        raise ConfigError(f"unknown LUT GEMV impl {impl!r}; choose auto, numba, torch or ref")
+    if impl in ("auto", "numba"):
+        return LUTWeight(alpha, packed, group_size).matvec(x, impl)
     if x.dim() == 2:
         return torch.stack([lut_gemv(row, alpha, packed, group_size, impl) for row in x])
     if impl == "ref":
         return lut_gemv_ref(x, alpha, packed, group_size)
-    kernel = _numba_kernel() if impl in ("auto", "numba") else None
-    if impl == "numba" and kernel is None:
-        raise MissingExtraError("numba", "all", "the compiled LUT GEMV")
-    if kernel is not None:
-        lut_np = build_lut(x).numpy()
-        out = torch.empty(packed.shape[1], dtype=x.dtype)
-        kernel(lut_np, alpha.to(x.dtype).numpy(), packed.numpy(), group_size // 8, out.numpy())
-        return out
-    if impl not in ("auto", "torch"):
-        raise ConfigError(f"unknown LUT GEMV impl {impl!r}; choose auto, numba, torch or ref")
     lut = build_lut(x)  # (C, 256)
     q, N, C = packed.shape
     flat = packed.to(torch.int64) + 256 * torch.arange(C)  # (q, N, C) indices into lut.flatten()
