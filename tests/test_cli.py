@@ -94,3 +94,13 @@ def test_cache_stats_and_clear(capsys, tmp_path):
     assert json.loads(out)["entries"] == 1
     code, out, _ = run_cli(capsys, "cache", "clear", "--path", str(path))
     assert "removed 1" in out and ResponseCache(path).stats()["entries"] == 0
+
+
+def test_malformed_data_file_names_file_and_line(capsys, tmp_path):
+    d = tmp_path / "gsm8k"
+    d.mkdir()
+    (d / "test.jsonl").write_text('{"question": "q", "answer": "#### 1"}\n{"question": "q2"\n')
+    code, out, err = run_cli(capsys, "eval", "gsm8k", "-m", "mock:echo", "--data-dir", str(tmp_path),
+                             "--runs-dir", str(tmp_path / "runs"), "--no-progress")
+    assert code != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "test.jsonl:2" in err
