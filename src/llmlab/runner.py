@@ -35,6 +35,7 @@ from llmlab.core.errors import (
     LabError,
     ParseError,
 )
+from llmlab.core.jsonl import read_jsonl
 from llmlab.core.registry import METHODS, TASKS
 from llmlab.core.runstore import ItemRow, RunStore
 from llmlab.methods.base import Method, Query, Roles, Solution
@@ -295,7 +296,8 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
             score=score.value if score else None, correct=score.correct if score else None,
             extracted=score.extracted if score else None, details=score.details if score else {},
             calls=rec.n_calls, prompt_tokens=rec.prompt_tokens, completion_tokens=rec.completion_tokens,
-            cost=rec.cost, latency_s=time.perf_counter() - t0, cache_hits=rec.cache_hits, retries=rec.retries, error=error,
+            cost=rec.cost, latency_s=time.perf_counter() - t0, cache_hits=rec.cache_hits,
+            retries=rec.retries, error=error,
             trace=solution.trace if solution else {},
         ))
         stats["new"] += 1
@@ -446,26 +448,14 @@ def score_file(task_name: str, predictions: str, *, out: str | None = None, as_j
     """Score a JSONL predictions file with a task's scorer (one line per prediction)."""
     task = make_task(task_name, parse_params(task_params))
     path = Path(predictions)
-    if not path.exists():
-        raise DataError(f"predictions file not found: {path}")
     scores: list[Score] = []
     written: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
-            item, prediction = task.item_from_record(record, where)
-            score = task.score(item, prediction)
-            scores.append(score)
-            written.append({**record, "correct": bool(score.correct) if score.correct is not None else None,
-                            "score": score.value, "extracted": score.extracted})
+    for where, record in read_jsonl(path, what="predictions file"):
+        item, prediction = task.item_from_record(record, where)
+        score = task.score(item, prediction)
+        scores.append(score)
+        written.append({**record, "correct": bool(score.correct) if score.correct is not None else None,
+                        "score": score.value, "extracted": score.extracted})
     if not scores:
         raise DataError(f"{path}: no predictions in the file")
     if out is not None:

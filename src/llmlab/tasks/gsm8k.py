@@ -23,7 +23,6 @@ Deliberate deviations:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -33,6 +32,7 @@ from pydantic import Field
 
 from llmlab.backends.base import Message
 from llmlab.core.errors import DataError
+from llmlab.core.jsonl import read_jsonl
 from llmlab.methods.base import Query
 from llmlab.tasks.base import Item, Score, Task, TaskConfig
 from llmlab.tasks.math_answers import (
@@ -79,21 +79,8 @@ def load_gsm8k(path: Path) -> list[dict[str, str]]:
         DataError: The file cannot be read, or a line is not JSON, lacks ``question``/``answer``, or its
             answer has no ``#### <number>``. The message names ``file:line``.
     """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from None
     rows: list[dict[str, str]] = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{where}: expected a JSON object with 'question' and 'answer'")
+    for where, record in read_jsonl(path, what="GSM8K file"):
         for key in ("question", "answer"):
             if not isinstance(record.get(key), str):
                 what = "missing" if key not in record else "not a string"
