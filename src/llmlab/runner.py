@@ -285,7 +285,7 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
                 else:
                     solution = await method.solve(query, roles)
                 answer = solution.answer if solution.answer is not None else solution.text
-                score = task.score(item, answer)
+                score = await task.ascore(item, answer, roles)
             except BackendConnectionError:
                 raise  # the server is down: stop the run (completed items are saved) instead of failing each item
             except ITEM_ERRORS as exc:

@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import pytest
@@ -29,7 +30,7 @@ def test_bcq_error_non_increasing_planes_binary_scales_sorted(bits):
     hist: list[float] = []
     alpha, B = sa.bcq_quantize(w, bits=bits, rounds=12, history=hist)
     assert len(hist) == 13
-    assert all(b <= a + 1e-9 * hist[0] for a, b in zip(hist, hist[1:], strict=False))
+    assert all(b <= a + 1e-9 * hist[0] for a, b in itertools.pairwise(hist))
     assert hist[-1] < hist[0]  # alternating actually improves over greedy
     assert set(B.unique().tolist()) <= {-1.0, 1.0}
     assert (alpha >= 0).all()

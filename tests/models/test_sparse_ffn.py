@@ -106,3 +106,25 @@ def test_hot_cold_split_greedy_is_optimal_for_uniform_budget():
     assert sorted(hot.tolist()) == [1, 3] and sorted(cold.tolist()) == [0, 2, 4]
     best = max(itertools.combinations(range(5), 2), key=lambda c: sum(freq[list(c)]))
     assert freq[hot].sum() == pytest.approx(freq[list(best)].sum())
+
+
+@pytest.mark.parametrize("act", ["drelu", "relu_gate", "swiglu"])
+@pytest.mark.parametrize("n_hot", [0, 7])
+def test_fused_single_token_kernel_matches_torch_path(act, n_hot):
+    from llmlab.models.sparse_ffn import _numba_sparse
+
+    if _numba_sparse() is None:
+        pytest.skip("numba not installed")
+    ffn = _ffn(act, d=300, d_ff=96, seed=6)  # d > one 256-wide output block
+    x = torch.randn(1, 300)
+    with torch.no_grad():
+        inter = ffn.intermediate(x)
+        mask = inter != 0 if act != "swiglu" else torch.rand(1, 96) > 0.5
+        hot = torch.nonzero(mask[0]).flatten()[:n_hot] if n_hot else None
+        fused = SparseFFN(ffn, hot_idx=hot)(x, mask=mask)
+        plain = SparseFFN(ffn, hot_idx=hot, use_kernel=False)(x, mask=mask)
+        assert torch.allclose(fused, plain, atol=1e-5)
+        if act != "swiglu":
+            assert torch.allclose(fused, ffn(x), atol=1e-5)
+        else:
+            assert torch.allclose(fused, (inter * mask) @ ffn.w_down.weight.T, atol=1e-5)

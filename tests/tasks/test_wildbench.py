@@ -196,7 +196,7 @@ def _write_rows(path: Path, n: int) -> None:
 async def test_pairwise_judging_maps_positions_back_to_target(tmp_path: Path) -> None:
     data = tmp_path / "wb.jsonl"
     _write_rows(data, 12)
-    task = WildBench({"file": str(data), "baseline": "haiku", "K": -1})
+    task = WildBench({"data_file": str(data), "baseline": "haiku", "K": -1})
     items = list(task.items())
     assert len({it.metadata["target_is_a"] for it in items}) == 2  # both orders occur
     backend = MockBackend(_judge_prefers_good)
@@ -216,14 +216,14 @@ async def test_pairwise_judging_maps_positions_back_to_target(tmp_path: Path) ->
 async def test_empty_output_official_vs_preset(tmp_path: Path) -> None:
     data = tmp_path / "wb.jsonl"
     _write_rows(data, 1)
-    item = next(iter(WildBench({"file": str(data)}).items()))
+    item = next(iter(WildBench({"data_file": str(data)}).items()))
     backend = MockBackend(_judge_prefers_good)
     roles = Roles(Model(backend))
-    official = WildBench({"file": str(data), "K": -1})
+    official = WildBench({"data_file": str(data), "K": -1})
     s = await official.ascore(item, "", roles)
     assert len(backend.requests) == 1  # official: the judge is still called ...
     assert official.aggregate([s])["reward"] == 0.0 and official.aggregate([s])["n_skipped"] == {"empty": 1}
-    preset = WildBench({"file": str(data), "K": -1, "empty_policy": "preset"})
+    preset = WildBench({"data_file": str(data), "K": -1, "empty_policy": "preset"})
     p = await preset.ascore(item, "   ", roles)
     assert len(backend.requests) == 1  # ... the preset policy does not call it
     assert preset.aggregate([p])["reward"] == -1.0
@@ -233,7 +233,7 @@ async def test_empty_output_official_vs_preset(tmp_path: Path) -> None:
 async def test_unparsable_verdict_is_dropped_and_counted(tmp_path: Path) -> None:
     data = tmp_path / "wb.jsonl"
     _write_rows(data, 2)
-    task = WildBench({"file": str(data)})
+    task = WildBench({"data_file": str(data)})
     roles = Roles(Model(MockBackend(["I cannot decide."])))
     scores = [await task.ascore(it, "x", roles) for it in task.items()]
     rep = task.aggregate(scores)
@@ -244,7 +244,7 @@ async def test_unparsable_verdict_is_dropped_and_counted(tmp_path: Path) -> None
 async def test_score_mode(tmp_path: Path) -> None:
     data = tmp_path / "wb.jsonl"
     _write_rows(data, 3)
-    task = WildBench({"file": str(data), "mode": "score"})
+    task = WildBench({"data_file": str(data), "mode": "score"})
     roles = Roles(Model(MockBackend(_judge_prefers_good)))
     scores = [await task.ascore(it, "answer", roles) for it in task.items()]
     rep = task.aggregate(scores)
@@ -254,8 +254,22 @@ async def test_score_mode(tmp_path: Path) -> None:
 def test_sync_score_points_to_the_judge_api(tmp_path: Path) -> None:
     data = tmp_path / "wb.jsonl"
     _write_rows(data, 1)
-    task = WildBench({"file": str(data)})
+    task = WildBench({"data_file": str(data)})
     with pytest.raises(UnsupportedFeatureError, match="judge"):
         task.score(next(iter(task.items())), "x")
     with pytest.raises(DataError, match="not found"):
-        list(WildBench({"file": str(tmp_path / "none.jsonl")}).items())
+        list(WildBench({"data_file": str(tmp_path / "none.jsonl")}).items())
+
+
+def test_llmlab_eval_with_a_judge_role_end_to_end(tmp_path: Path) -> None:
+    """`llmlab eval wildbench --data F --role judge=...`: the runner calls the judge through ascore."""
+    from llmlab.runner import EvalSpec, run_eval
+
+    data = tmp_path / "wb.jsonl"
+    _write_rows(data, 6)
+    s = run_eval(EvalSpec(task="wildbench", method="direct", model_spec="mock:text=GOOD answer", data=str(data),
+                          roles=["judge=mock:py=tests.tasks.test_wildbench:_judge_prefers_good"],
+                          task_params=["K=-1"], runs_dir=str(tmp_path / "runs"), run_id="wb"))
+    assert s.n_scored == 6 and s.n_errors == 0
+    assert s.calls == 12  # one policy call and one judge call per item
+    assert s.aggregate["total"] == 6 and 0.5 <= s.aggregate["reward"] <= 1.0

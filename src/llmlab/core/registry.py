@@ -108,3 +108,4 @@ TASKS.register("natural_plan.calendar", "llmlab.tasks.natural_plan:CalendarSched
 TASKS.register("tot_arithmetic", "llmlab.tasks.test_of_time:ToTArithmetic")
 TASKS.register("tot_semantic", "llmlab.tasks.test_of_time:ToTSemantic")
 TASKS.register("mmlu_redux", "llmlab.tasks.mmlu_redux:MMLURedux")
+TASKS.register("wildbench", "llmlab.tasks.wildbench:WildBench")

@@ -377,7 +377,7 @@ class Mamba(nn.Module):
             y, cache["ssm"] = out
         else:
             y = out
-        return self.out_proj(y.transpose(1, 2))  # type: ignore[union-attr]
+        return self.out_proj(y.transpose(1, 2))
 
     def step(self, h: torch.Tensor, cache: dict[str, Any]) -> torch.Tensor:
         """One token, h (B, 1, D); cache: ``conv`` (B, di, d_conv) and ``ssm`` (B, di, N)."""
@@ -388,14 +388,16 @@ class Mamba(nn.Module):
             conv = x.new_zeros(B, self.cfg.d_inner, self.cfg.d_conv)
         conv = torch.cat([conv[..., 1:], x[..., None]], dim=-1)  # (B, di, d_conv)
         cache["conv"] = conv
-        xc = F.silu((conv * self.conv1d.weight[:, 0]).sum(-1) + self.conv1d.bias)  # (B, di)
+        conv_bias = self.conv1d.bias
+        assert conv_bias is not None  # built with bias=True
+        xc = F.silu((conv * self.conv1d.weight[:, 0]).sum(-1) + conv_bias)  # (B, di)
         delta, Bm, Cm = self._ssm_params(xc)
         A = -torch.exp(self.A_log.float())
         state = cache.get("ssm")
         if state is None:
             state = xc.new_zeros(B, self.cfg.d_inner, self.cfg.d_state)
-        y, cache["ssm"] = selective_state_update(state, xc, delta, A, Bm, Cm, self.D.float(), z,
-                                                 self.dt_proj.bias.float(), True)
+        bias: torch.Tensor = self.dt_proj.bias
+        y, cache["ssm"] = selective_state_update(state, xc, delta, A, Bm, Cm, self.D.float(), z, bias.float(), True)
         return self.out_proj(y)[:, None]
 
 
@@ -493,7 +495,7 @@ class SambaLM(nn.Module):
         """Logits (B, vocab) for the next position given one token id per sequence (B,)."""
         x = self.wte(token[:, None])  # (B, 1, D)
         for blk, c in zip(self.blocks, caches, strict=True):
-            x = blk.step(x, c)
+            x = blk.step(x, c)  # type: ignore[operator]
         return self.lm_head(self.norm(x))[:, 0]
 
     def aux_loss(self) -> torch.Tensor:

@@ -573,7 +573,7 @@ def lut_gemv_ref(x: torch.Tensor, alpha: torch.Tensor, packed: torch.Tensor, gro
 
 
 @functools.cache
-def _numba_kernels() -> tuple[Callable[..., Any], Callable[..., Any]] | None:
+def _numba_kernels(T: int = 32) -> tuple[Callable[..., Any], Callable[..., Any]] | None:
     try:
         import numba
         import numpy as np
@@ -598,15 +598,15 @@ def _numba_kernels() -> tuple[Callable[..., Any], Callable[..., Any]] | None:
     @numba.njit(parallel=True, fastmath=True, cache=False)
     def kernel(lut: Any, alpha_t: Any, packed_t: Any, cpg: int, out: Any) -> None:  # pragma: no cover - jitted
         # packed_t: (N/T, C, q, T) bytes, alpha_t: (N/T, G, q, T): a tile of T rows reads contiguous bytes
-        # while the 8-activation tables of one group (cpg·256 floats) stay in L1.
-        nt, C, q, T = packed_t.shape
+        # while the 8-activation tables of one group (cpg·256 floats) stay in L1. T is a compile-time
+        # constant so that the per-tile partial sums live in registers.
+        nt, C, q, _ = packed_t.shape
         G = C // cpg
         for t in numba.prange(nt):
             acc = np.zeros(T, out.dtype)
-            part = np.empty(T, out.dtype)
             for gi in range(G):
                 for i in range(q):
-                    part[:] = 0.0
+                    part = np.zeros(T, out.dtype)
                     for c in range(gi * cpg, gi * cpg + cpg):
                         table = lut[c]
                         row = packed_t[t, c, i]
@@ -634,7 +634,7 @@ class LUTWeight:
     alpha: torch.Tensor
     packed: torch.Tensor
     group_size: int
-    tile: int = 64
+    tile: int = 32
 
     def __post_init__(self) -> None:
         torch = _torch()
@@ -650,7 +650,7 @@ class LUTWeight:
         self._alpha_t = a.reshape(q, n_tiles, T, -1).permute(1, 3, 0, 2).contiguous()  # (N/T, G, q, T)
 
     @classmethod
-    def from_bcq(cls, bcq: BCQWeight, tile: int = 64) -> LUTWeight:
+    def from_bcq(cls, bcq: BCQWeight, tile: int = 32) -> LUTWeight:
         return cls(bcq.alpha, bcq.packed(), bcq.group_size, tile)
 
     def matvec(self, x: torch.Tensor, impl: Literal["auto", "numba", "torch", "ref"] = "auto") -> torch.Tensor:
@@ -658,7 +658,7 @@ class LUTWeight:
         torch = _torch()
         if x.dim() == 2:
             return torch.stack([self.matvec(row, impl) for row in x])
-        kernels = _numba_kernels() if impl in ("auto", "numba") else None
+        kernels = _numba_kernels(self.tile) if impl in ("auto", "numba") else None
         if impl == "numba" and kernels is None:
             raise MissingExtraError("numba", "all", "the compiled LUT GEMV")
         if kernels is None:

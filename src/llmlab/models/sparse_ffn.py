@@ -14,7 +14,10 @@ Implemented: :class:`GatedFFN` (``swiglu`` | ``relu_gate`` | ``drelu``), :func:`
 :class:`ActivationPredictor` + :func:`train_predictor` (BCE with a positive-class weight, Deja-Vu style) +
 :func:`predictor_metrics`, :func:`hot_cold_split` (greedy top-M by frequency, exact for a uniform-cost
 budget) and :class:`SparseFFN` (bundle layout: the gate row, up row and down column of one neuron are
-stored contiguously, one gather serves all three; hot neurons always computed densely).
+stored contiguously, one gather serves all three; hot neurons always computed densely). For batch-1 decode on
+CPU an optional fused numba kernel reads the active neurons' bundles in place (no gather copy) and skips the
+down-projection of neurons whose activation is exactly zero; the plain PyTorch path is always present and
+the kernel is tested against it.
 
 Deviations (deliberate):
 * PowerInfer's predictor-training code was never released (PowerInfer #255); the BCE recipe and default
@@ -27,9 +30,11 @@ Deviations (deliberate):
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,6 +43,15 @@ from llmlab.core.errors import ConfigError
 
 Act = Literal["swiglu", "relu_gate", "drelu"]
 ACTS = ("swiglu", "relu_gate", "drelu")
+
+
+def gated_activation(act: str, g: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The intermediate activation from gate and up pre-activations for ``act``."""
+    if act == "swiglu":
+        return F.silu(g) * u
+    if act == "relu_gate":
+        return F.relu(g) * u
+    return F.relu(g) * F.relu(u)
 
 
 class GatedFFN(nn.Module):
@@ -65,11 +79,7 @@ class GatedFFN(nn.Module):
 
     def activate(self, g: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """The intermediate activation from gate and up pre-activations."""
-        if self.act == "swiglu":
-            return F.silu(g) * u
-        if self.act == "relu_gate":
-            return F.relu(g) * u
-        return F.relu(g) * F.relu(u)
+        return gated_activation(self.act, g, u)
 
     def intermediate(self, x: torch.Tensor) -> torch.Tensor:
         """Post-activation intermediate (…, d_ff); its exact zeros are the inactive neurons."""
@@ -219,6 +229,58 @@ def hot_cold_split(frequency: torch.Tensor, n_hot: int) -> tuple[torch.Tensor, t
     return order[:n_hot], order[n_hot:]
 
 
+_ACT_CODE = {"swiglu": 0, "relu_gate": 1, "drelu": 2}
+
+
+def _sparse_decode_kernel(x, bundle, idx, act, y):  # pragma: no cover - compiled by numba
+    # One token. Phase 1 (parallel over active neurons): a_i = act(x·W_gate[n], x·W_up[n]) reading only the
+    # bundled rows of the active neurons. Phase 2 (parallel over output slices): y = Σ_i a_i W_down[n_i],
+    # skipping neurons whose activation came out exactly zero (dReLU: predicted active but not).
+    k = idx.shape[0]
+    d = x.shape[0]
+    a = np.empty(k, dtype=x.dtype)
+    for i in _prange(k):
+        n = idx[i]
+        g = 0.0
+        u = 0.0
+        for j in range(d):
+            g += x[j] * bundle[n, 0, j]
+            u += x[j] * bundle[n, 1, j]
+        if act == 0:
+            a[i] = g / (1.0 + math.exp(-g)) * u
+        elif act == 1:
+            a[i] = g * u if g > 0 else 0.0
+        else:
+            a[i] = g * u if (g > 0 and u > 0) else 0.0
+    nz = np.nonzero(a)[0]
+    block = 256
+    nblocks = (d + block - 1) // block
+    for b in _prange(nblocks):
+        j0 = b * block
+        j1 = min(d, j0 + block)
+        for t in range(nz.shape[0]):
+            i = nz[t]
+            n = idx[i]
+            ai = a[i]
+            for j in range(j0, j1):
+                y[j] += ai * bundle[n, 2, j]
+
+
+_prange = range  # numba.prange inside the compiled kernel
+
+
+@functools.cache
+def _numba_sparse() -> Any:
+    """The compiled single-token kernel, or None without numba."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    global _prange
+    _prange = numba.prange
+    return numba.njit(parallel=True, cache=True, fastmath=True)(_sparse_decode_kernel)
+
+
 class SparseFFN(nn.Module):
     """Computes only predicted-active neurons of a :class:`GatedFFN` (plus an always-on hot set).
 
@@ -230,6 +292,8 @@ class SparseFFN(nn.Module):
         ffn: The dense FFN (weights are copied).
         predictor: Predicts the cold neurons' activity; None means an oracle must be passed to ``forward``.
         hot_idx: Neurons always computed (e.g. from :func:`hot_cold_split`); None for no hot set.
+        use_kernel: For one token on CPU without autograd, use the fused numba kernel (when installed), which
+            reads only the active neurons' bundled rows in place instead of gathering copies.
 
     Example:
         >>> ffn = GatedFFN(8, 32, act="drelu")
@@ -239,12 +303,15 @@ class SparseFFN(nn.Module):
         True
     """
 
+    bundle: torch.Tensor
+    perm: torch.Tensor
+    cold_orig: torch.Tensor
+
     def __init__(self, ffn: GatedFFN, predictor: ActivationPredictor | None = None,
-                 hot_idx: torch.Tensor | None = None) -> None:
+                 hot_idx: torch.Tensor | None = None, use_kernel: bool = True) -> None:
         super().__init__()
         d_ff = ffn.w_gate.weight.shape[0]
         self.act = ffn.act
-        self._ffn_act = ffn.activate
         hot = hot_idx if hot_idx is not None else torch.zeros(0, dtype=torch.long)
         is_hot = torch.zeros(d_ff, dtype=torch.bool)
         is_hot[hot] = True
@@ -257,6 +324,7 @@ class SparseFFN(nn.Module):
         self.register_buffer("cold_orig", cold)  # original ids of the cold neurons (predictor columns)
         self.n_hot = int(hot.numel())
         self.predictor = predictor
+        self.use_kernel = use_kernel
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """FFN output computing only active neurons.
@@ -280,13 +348,19 @@ class SparseFFN(nn.Module):
         else:
             cold_pred = mask.reshape(-1, mask.shape[-1])[:, self.cold_orig]
         cold_active = torch.nonzero(cold_pred.any(0)).flatten() + self.n_hot  # union over tokens
+        if self.use_kernel and xf.shape[0] == 1 and not torch.is_grad_enabled() and xf.device.type == "cpu" \
+                and xf.dtype == self.bundle.dtype and (kernel := _numba_sparse()) is not None:
+            idx = torch.cat([torch.arange(self.n_hot), cold_active]) if self.n_hot else cold_active
+            y1 = torch.zeros(shape[-1], dtype=xf.dtype)
+            kernel(xf[0].contiguous().numpy(), self.bundle.numpy(), idx.numpy(), _ACT_CODE[self.act], y1.numpy())
+            return y1.reshape(shape)
         y = xf.new_zeros(xf.shape)
         if self.n_hot:
             hb = self.bundle[: self.n_hot]  # (n_hot, 3, d) contiguous, no gather
-            y = y + self._ffn_act(xf @ hb[:, 0].T, xf @ hb[:, 1].T) @ hb[:, 2]
+            y = y + gated_activation(self.act, xf @ hb[:, 0].T, xf @ hb[:, 1].T) @ hb[:, 2]
         if cold_active.numel():
             cb = self.bundle.index_select(0, cold_active)  # (k, 3, d)
-            a = self._ffn_act(xf @ cb[:, 0].T, xf @ cb[:, 1].T)  # (T, k)
+            a = gated_activation(self.act, xf @ cb[:, 0].T, xf @ cb[:, 1].T)  # (T, k)
             # a token only uses the neurons predicted for it (the union is a batching convenience)
             a = a * cold_pred[:, cold_active - self.n_hot]
             y = y + a @ cb[:, 2]

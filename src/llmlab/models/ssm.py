@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from typing import TYPE_CHECKING, Any, Literal
 
 from llmlab.core.errors import ConfigError, MissingExtraError
 
@@ -214,7 +214,7 @@ def _scan_chunked_core(
     h0: torch.Tensor,
     chunk: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """y (B, d, L) and the last state for delta already biased/softplussed, B/C as (B, d, n, L)."""
+    """Output (B, d, L) and last state; delta already biased/softplussed, B/C as (B, d, n, L)."""
     torch = _torch()
     L = u.shape[-1]
     h = h0  # (B, d, n)
@@ -241,7 +241,7 @@ def _scan_chunked_core(
 # -- fused numba kernel ------------------------------------------------------------------------------
 
 
-def _fwd_kernel(u, delta, A, B, C, h0, y, hlast):  # type: ignore[no-untyped-def]  # pragma: no cover
+def _fwd_kernel(u, delta, A, B, C, h0, y, hlast):  # pragma: no cover
     # Compiled by numba. u, delta: (BD, L); A: (BD, n) (rows of A per (b, d)); B, C: (batch, L, n);
     # flattened so that the parallel loop runs over batch*d, each thread keeping its (n,) state local.
     nbd, L = u.shape
@@ -263,7 +263,7 @@ def _fwd_kernel(u, delta, A, B, C, h0, y, hlast):  # type: ignore[no-untyped-def
         hlast[i] = h
 
 
-def _bwd_kernel(u, delta, A, B, C, h0, dy, dhlast, du, ddelta, dA, dB, dC, dh0):  # type: ignore[no-untyped-def]  # pragma: no cover
+def _bwd_kernel(u, delta, A, B, C, h0, dy, dhlast, du, ddelta, dA, dB, dC, dh0):  # pragma: no cover
     # Compiled by numba. Recompute the forward states of one (b, d) row, then run the adjoint recurrence
     # g_t = dy_t C_t + exp(dt_{t+1} A) g_{t+1} backwards. dB/dC are written per row and summed over d by
     # the caller (no races between threads).
@@ -329,7 +329,9 @@ def numba_available() -> bool:
 def _numba_function() -> Any:
     torch = _torch()
 
-    class _NumbaScan(torch.autograd.Function):
+    function_base: Any = torch.autograd.Function
+
+    class _NumbaScan(function_base):
         """y, h_last = scan(u, delta, A, B, C, h0) with B, C as (batch, n, L); numba forward/backward."""
 
         @staticmethod

@@ -45,7 +45,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -367,6 +368,8 @@ def bootstrap_elo(
     Returns:
         :class:`BootstrapResult` whose ``rating`` is the per-model median over rounds.
     """
+    if rounds < 1:
+        raise ConfigError(f"rounds must be >= 1, got {rounds}")
     bt = as_battles(battles)
     if len(bt) == 0:
         raise DataError("no battles to rate")
@@ -399,6 +402,22 @@ def _grad_hess(
     hess = -(alpha**2) * q
     hess[np.diag_indices_from(hess)] = (alpha**2) * q.sum(axis=1) + reg
     return grad, hess
+
+
+@contextmanager
+def single_thread_blas() -> Iterator[None]:
+    """Run BLAS/LAPACK single-threaded inside (when ``threadpoolctl`` is installed).
+
+    The Newton systems are tiny (M × M); waking OpenBLAS's thread pool for each solve costs tens of
+    milliseconds on a loaded machine, far more than the solve itself.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def fit_bt(
@@ -529,7 +548,8 @@ def bradley_terry(
             "the Bradley–Terry MLE does not exist for these battles: some models never lost (or never won) "
             "against the others; collect more votes or pass reg>0 (e.g. 0.5)"
         )
-    r, ok, its = fit_bt(wins, alpha=math.log(base), reg=reg, max_iter=max_iter, tol=tol)
+    with single_thread_blas():
+        r, ok, its = fit_bt(wins, alpha=math.log(base), reg=reg, max_iter=max_iter, tol=tol)
     return Ratings(bt.models, _to_scale(r, bt.models, scale, init, anchor), "bt", ok, its,
                    {"base": base, "scale": scale, "init": init, "reg": reg, "anchor": anchor})
 
@@ -559,6 +579,8 @@ def bootstrap_bt(
     Raises:
         DataError: As :func:`bradley_terry`.
     """
+    if rounds < 1:
+        raise ConfigError(f"rounds must be >= 1, got {rounds}")
     bt = as_battles(battles)
     full = bradley_terry(bt, base=base, scale=scale, init=init, reg=reg, anchor=anchor, tol=min(tol, 1e-10))
     alpha = math.log(base)
@@ -580,18 +602,22 @@ def bootstrap_bt(
     samples = np.empty((rounds, m))
     bad = 0
     chunk = 100
-    for start in range(0, rounds, chunk):
-        draws = rng.multinomial(n, w / w.sum(), size=min(chunk, rounds - start)).astype(np.float64)
-        for j, d in enumerate(draws):
-            full_w = np.where(tie_mask, 0.5 * d, d)
-            wm = np.bincount(win_idx, weights=full_w, minlength=m * m)
-            wm += np.bincount(back_idx[tie_mask], weights=0.5 * d[tie_mask], minlength=m * m)
-            wins = wm.reshape(m, m)
-            np.fill_diagonal(wins, 0.0)
-            r, ok, _ = fit_bt(wins, alpha=alpha, reg=reg, max_iter=max_iter, tol=tol, x0=x0)
-            # a resample can lose strong connectivity: its ratings then run off (FastChat keeps them too)
-            bad += not ok or (reg == 0.0 and not identifiable(wins))
-            samples[start + j] = r
+    with single_thread_blas():
+        for start in range(0, rounds, chunk):
+            draws = rng.multinomial(n, w / w.sum(), size=min(chunk, rounds - start)).astype(np.float64)
+            for j, d in enumerate(draws):
+                full_w = np.where(tie_mask, 0.5 * d, d)
+                wm = np.bincount(win_idx, weights=full_w, minlength=m * m)
+                wm += np.bincount(back_idx[tie_mask], weights=0.5 * d[tie_mask], minlength=m * m)
+                wins = wm.reshape(m, m)
+                np.fill_diagonal(wins, 0.0)
+                # a resample can lose strong connectivity: its ratings then run off (FastChat keeps them
+                # too, after its iteration cap); a shorter cap here keeps such rounds cheap
+                finite = reg > 0.0 or identifiable(wins)
+                cap = max_iter if finite else min(max_iter, 20)
+                r, ok, _ = fit_bt(wins, alpha=alpha, reg=reg, max_iter=cap, tol=tol, x0=x0)
+                bad += not (ok and finite)
+                samples[start + j] = r
     samples = _to_scale(samples, bt.models, scale, init, anchor)
     lo, hi = np.quantile(samples, quantiles, axis=0)
     return BootstrapResult(bt.models, full.ratings, lo, hi, samples, "bt", bad,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from llmlab.core.config import LabConfig, build_config
-from llmlab.methods.base import Query
+from llmlab.methods.base import Query, Roles
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,10 @@ class Task(ABC):
     @abstractmethod
     def score(self, item: Item, answer: str | None) -> Score:
         """Score a method's answer (the Solution's ``answer``, or its text when no extractor)."""
+
+    async def ascore(self, item: Item, answer: str | None, roles: Roles) -> Score:
+        """Score with access to Models (judge-based tasks override this; the default calls :meth:`score`)."""
+        return self.score(item, answer)
 
     def aggregate(self, scores: Sequence[Score]) -> dict[str, Any]:
         """Mean score and accuracy over the scored items."""

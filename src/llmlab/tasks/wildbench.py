@@ -602,7 +602,7 @@ class WildBenchConfig(TaskConfig):
     """WildBench options.
 
     Attributes:
-        file: A local JSONL of WildBench v2 rows (``session_id``, ``conversation_input``, ``checklist``,
+        data_file: A local JSONL of WildBench v2 rows (``session_id``, ``conversation_input``, ``checklist``,
             ``primary_tag``, ``secondary_tags``; for pairwise mode ``reference_outputs: {baseline: text}``).
             Default: ``wildbench/v2.jsonl`` in the data folder (the HF data is AI2 ImpACT-licensed and not
             shipped).
@@ -617,7 +617,7 @@ class WildBenchConfig(TaskConfig):
         judge_max_tokens: Judge completion budget (official 1024).
     """
 
-    file: str | None = None
+    data_file: str | None = None
     mode: Literal["pairwise", "score"] = "pairwise"
     baseline: str = "haiku"
     K: int = 500
@@ -650,9 +650,9 @@ class WildBench(Task):
         return mw if mw is not None else (1000 if self.cfg.mode == "pairwise" else -1)
 
     def items(self) -> Iterable[Item]:
-        path = Path(self.cfg.file) if self.cfg.file is not None else self.data_path("wildbench", "v2.jsonl")
+        path = Path(self.cfg.data_file) if self.cfg.data_file is not None else self.data_path("wildbench", "v2.jsonl")
         if not path.is_file():
-            raise DataError(f"WildBench file {path} not found; pass -t file=PATH (JSONL of WildBench v2 rows)")
+            raise DataError(f"WildBench file {path} not found; pass --data PATH (JSONL of WildBench v2 rows)")
         rng = random.Random(self.cfg.seed)  # official: seed once, one draw per item in dataset order
         with path.open(encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):

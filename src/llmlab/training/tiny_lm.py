@@ -184,8 +184,8 @@ def load_corpus(root: str | Path | None = None, max_bytes: int = 8_000_000, val_
         buf.extend(b"\n\n")
     if len(train) < 10_000 or len(val) < 2_000:
         raise DataError(f"corpus under {base} is too small ({len(train)} train / {len(val)} val bytes)")
-    return (torch.frombuffer(bytes(train[:max_bytes]), dtype=torch.uint8).clone(),
-            torch.frombuffer(bytes(val[:vcap]), dtype=torch.uint8).clone())
+    return (torch.frombuffer(bytearray(train[:max_bytes]), dtype=torch.uint8),
+            torch.frombuffer(bytearray(val[:vcap]), dtype=torch.uint8))
 
 
 def get_batch(data: Any, batch_size: int, seq_len: int, generator: Any) -> tuple[Any, Any]:
@@ -198,7 +198,7 @@ def get_batch(data: Any, batch_size: int, seq_len: int, generator: Any) -> tuple
 
 
 def eval_windows(data: Any, length: int, n: int) -> tuple[Any, Any]:
-    """n fixed, evenly spaced validation windows of ``length`` bytes (same starts for every length)."""
+    """Fixed, evenly spaced validation windows (n of them) of ``length`` bytes (same starts for every length)."""
     torch = _torch()
     span = data.numel() - length - 1
     if span <= 0:
@@ -298,6 +298,15 @@ def moe_layer_stats(model: Any) -> list[dict[str, float]]:
 # -- experiments ---------------------------------------------------------------------------------------
 
 
+def lab_size(quick: bool) -> dict[str, Any]:
+    """Model/batch shape of the experiments: ``--quick`` (~0.3M params) or the default (~1M params)."""
+    if quick:
+        return {"n_embd": 64, "n_head": 2, "intermediate_size": 256, "seq_len": 128, "batch_size": 8,
+                "steps": 150, "local_window": 32, "d_state": 8}
+    return {"n_embd": 128, "n_head": 4, "intermediate_size": 512, "seq_len": 128, "batch_size": 8,
+            "steps": 300, "local_window": 32, "d_state": 16}
+
+
 def _strip(rec: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in rec.items() if k != "model"}
 
@@ -318,11 +327,10 @@ def experiment_drelu_vs_swiglu(quick: bool = False, seed: int = 0, data: Any = N
         train_predictor,
     )
 
-    steps = 120 if quick else 400
     data = data if data is not None else load_corpus()
     runs = {}
     for act in ("swiglu", "relu_gate", "drelu"):
-        cfg = TrainConfig(arch="transformer", ffn=act, steps=steps, seed=seed)
+        cfg = TrainConfig(arch="transformer", ffn=act, seed=seed, **lab_size(quick))
         rec = train(cfg, data)
         vx, _ = eval_windows(data[1], cfg.seq_len, 8)
         sp = activation_sparsity(rec["model"], [vx[i : i + 4] for i in range(0, 8, 4)])
@@ -334,9 +342,10 @@ def experiment_drelu_vs_swiglu(quick: bool = False, seed: int = 0, data: Any = N
         runs[act] = rec
     # PowerInfer predictor on the dReLU model (layer-wise, trained on train windows, tested on val)
     model = runs["drelu"]["model"]
-    tx, _ = get_batch(data[0], 16 if quick else 32, 256, torch.Generator().manual_seed(seed + 1))
+    seq = cfg.seq_len
+    tx, _ = get_batch(data[0], 16 if quick else 32, seq, torch.Generator().manual_seed(seed + 1))
     recs = record_activations(model, [tx[i : i + 8] for i in range(0, tx.shape[0], 8)])
-    vx, vy = eval_windows(data[1], 256, 8)
+    vx, vy = eval_windows(data[1], seq, 8)
     val_recs = record_activations(model, [vx])
     ffns = [m for m in model.modules() if isinstance(m, GatedFFN)]
     preds, metrics = [], []
@@ -345,9 +354,23 @@ def experiment_drelu_vs_swiglu(quick: bool = False, seed: int = 0, data: Any = N
         preds.append(p)
         metrics.append(predictor_metrics(p.predict(vhx), vmask))
     dense_bpb = evaluate(model, vx, vy)
+
+    module_base: Any = torch.nn.Module
+
+    class PerTokenSparse(module_base):
+        """A SparseFFN applied token by token (batch-1 decode semantics) inside a full forward."""
+
+        def __init__(self, sp: Any) -> None:
+            super().__init__()
+            self.sp = sp
+
+        def forward(self, x: Any) -> Any:
+            flat = x.reshape(-1, x.shape[-1])
+            return torch.stack([self.sp(flat[i]) for i in range(flat.shape[0])]).reshape(x.shape)
+
     originals = [b.ffn for b in model.blocks]
     for blk, f, p in zip(model.blocks, ffns, preds, strict=True):
-        blk.ffn = _PerTokenSparse(SparseFFN(f, predictor=p))
+        blk.ffn = PerTokenSparse(SparseFFN(f, predictor=p))
     sparse_bpb = evaluate(model, vx, vy)
     for blk, f in zip(model.blocks, originals, strict=True):
         blk.ffn = f
@@ -369,31 +392,16 @@ def experiment_drelu_vs_swiglu(quick: bool = False, seed: int = 0, data: Any = N
     }
 
 
-class _PerTokenSparse:
-    """Applies a SparseFFN token by token (batch-1 decode semantics) inside a full forward."""
-
-    def __init__(self, sp: Any) -> None:
-        self.sp = sp
-
-    def __call__(self, x: Any) -> Any:
-        torch = _torch()
-        flat = x.reshape(-1, x.shape[-1])
-        with torch.no_grad():
-            out = torch.stack([self.sp(flat[i]) for i in range(flat.shape[0])])
-        return out.reshape(x.shape)
-
-
 def experiment_samba_extrapolation(quick: bool = False, seed: int = 0, data: Any = None) -> dict[str, Any]:
     """Samba §4 at toy scale: Samba vs Transformer vs SWA-only vs Mamba-only, loss at 1×…16× train length."""
-    steps = 120 if quick else 400
     data = data if data is not None else load_corpus()
-    mults = [1, 2, 4, 8] if quick else [1, 2, 4, 8, 16]
-    seq = 128 if quick else 256
+    mults = [1, 2, 4, 8, 16]
+    size = lab_size(quick)
+    seq = size["seq_len"]
     nwin = 4 if quick else 8
     runs = {}
     for arch in ("samba", "transformer", "swa", "mamba"):
-        cfg = TrainConfig(arch=arch, steps=steps, seq_len=seq, seed=seed, batch_size=8 if quick else 8,
-                          local_window=32 if quick else 64)
+        cfg = TrainConfig(arch=arch, seed=seed, **size)
         rec = train(cfg, data)
         vx, vy = eval_windows(data[1], seq * mults[-1], nwin)
         rec["val_bpb_at"] = {f"{k}x": evaluate(rec["model"], vx[:, : seq * k], vy[:, : seq * k], batch_size=2)
@@ -420,17 +428,17 @@ def experiment_samba_extrapolation(quick: bool = False, seed: int = 0, data: Any
 
 def experiment_moe_gate_norm(quick: bool = False, seed: int = 0, data: Any = None) -> dict[str, Any]:
     """Skywork-MoE Fig. 3 at toy scale: gate-logit normalisation off / on / on + adaptive α."""
-    steps = 100 if quick else 300
     data = data if data is not None else load_corpus()
-    variants = {
+    size = lab_size(quick) | {"intermediate_size": 64 if quick else 128}
+    variants: dict[str, dict[str, Any]] = {
         "softmax_fixed_aux": {"moe_gate_norm": None, "moe_adaptive": False},
         "gate_norm": {"moe_gate_norm": 1.0, "moe_adaptive": False},
         "gate_norm_adaptive_aux": {"moe_gate_norm": 1.0, "moe_adaptive": True},
     }
     runs = {}
     for name, kw in variants.items():
-        cfg = TrainConfig(arch="transformer", moe_experts=8, moe_top_k=2, intermediate_size=128,
-                          moe_capacity_factor=1.0, steps=steps, seed=seed, seq_len=128 if quick else 256, **kw)
+        cfg = TrainConfig(arch="transformer", moe_experts=8, moe_top_k=2, moe_capacity_factor=1.0, seed=seed,
+                          **size, **kw)
         rec = train(cfg, data)
         rec["final_layers"] = rec["moe"][-1]["layers"]
         runs[name] = rec

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from llmlab.cli import main
+
+
+def test_lab_cli_module_does_not_import_torch():
+    code = "import sys, llmlab.training.cli; assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_lab_train_writes_json_and_plot(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("matplotlib")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(120):
+        (corpus / f"f{i}.py").write_text("import os\nprint(os.getcwd())\n" * 20 + f"# {i}\n")
+    out = tmp_path / "run"
+    rc = main(["lab", "train", "--arch", "swa", "--ffn", "drelu", "--steps", "3", "--seq-len", "16",
+               "--batch-size", "2", "--window", "4", "--corpus", str(corpus), "--out", str(out),
+               "-p", "n_embd=16", "-p", "n_head=2", "-p", "intermediate_size=32", "-p", "n_layer=2",
+               "-p", "eval_windows=2"])
+    assert rc == 0
+    res = json.loads((out / "result.json").read_text())
+    assert res["config"]["arch"] == "swa" and res["config"]["ffn"] == "drelu"
+    assert len(res["history"]) == 1 + 1  # step 0 and the last step (log_every=10)
+    assert (out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_lab_train_unknown_param_is_one_line_error(tmp_path, capsys):
+    pytest.importorskip("torch")
+    rc = main(["lab", "train", "-p", "n_embed=3", "--out", str(tmp_path / "x")])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: unknown training option") and "\n" not in err
