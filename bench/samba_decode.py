@@ -34,7 +34,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--contexts", default="256,1024,4096,8192")
     ap.add_argument("--tokens", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1, help="torch and numba threads (1: see docs/perf.md)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    try:
+        import numba
+
+        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:
+        pass
     ctxs = [int(c) for c in args.contexts.split(",")]
     torch.manual_seed(0)
     shape = dict(n_layer=4, n_embd=256, n_head=8, intermediate_size=1024, local_window=256, attn_impl="chunked")

@@ -32,7 +32,15 @@ def main() -> None:
     ap.add_argument("--d", type=int, default=256)
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1, help="torch and numba threads (1: see docs/perf.md)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    try:
+        import numba
+
+        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:
+        pass
     torch.manual_seed(0)
     b, d, L, n = args.batch, args.d, args.L, args.n
     u, dl = torch.randn(b, d, L), torch.randn(b, d, L)
@@ -57,6 +65,24 @@ def main() -> None:
     for name, t in rows:
         print(f"{name:<34}{t:>10.4f}{t_ref / t:>9.2f}x")
     best = min(t for _, t in rows[1:])
+    # forward + backward (training), at a shorter length so the autograd reference stays quick
+    Lb = min(L, 512)
+    args_b = [t[..., :Lb].clone().requires_grad_() for t in (u, dl, B, C, z)]
+    Ab = A.clone().requires_grad_()
+
+    def fb(impl: str):
+        def go():
+            ub, db, Bb, Cb, zb = args_b
+            y = selective_scan(ub, db, Ab, Bb, Cb, D, zb, bias, True, impl=impl)  # type: ignore[arg-type]
+            y.sum().backward()
+        return go
+
+    t_ref_b = best_time(fb("ref"), args.repeats)
+    print(f"forward+backward at L={Lb}:")
+    print(f"{'ref (sequential, autograd)':<34}{t_ref_b:>10.4f}{1.0:>9.2f}x")
+    for impl in impls:
+        t = best_time(fb(impl), args.repeats)
+        print(f"{impl:<34}{t:>10.4f}{t_ref_b / t:>9.2f}x")
     print(f"scan_speedup={t_ref / best:.2f}")
 
 

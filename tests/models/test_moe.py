@@ -22,6 +22,15 @@ from llmlab.models.moe import (  # noqa: E402
 from llmlab.models.sparse_ffn import GatedFFN  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny ops: one thread avoids OpenMP spin contention on a shared 2-core machine (10x slower otherwise)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("lam", [1.0, 2.5])
 def test_gate_norm_has_zero_mean_std_lambda_and_keeps_topk(lam):
     torch.manual_seed(0)

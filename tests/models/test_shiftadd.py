@@ -220,3 +220,18 @@ def test_quantize_model_replaces_weights_and_allocates_bits():
         layer = getattr(model, name)
         assert torch.allclose(layer.weight, report.bcq[name].dequantize(), atol=1e-5)
         assert 0 < report.weight_err[name] < 1
+
+
+def test_column_layout_fits_each_column_and_reduces_to_plain_bcq_with_identity_hessian():
+    W = _w(32, 24, seed=17)
+    cfg = sa.QuantConfig(method="shiftadd", bits=2, group_size=16, layout="column", rounds=3)
+    q_obs, b_obs = sa.obs_quantize(W, torch.eye(24), cfg)
+    q_plain, _ = sa.obs_quantize(W, None, cfg)
+    assert torch.allclose(q_obs, q_plain, atol=1e-6)
+    assert b_obs.alpha.shape == (2, 2, 24)  # (q, N/g, K)
+    assert torch.allclose(b_obs.dequantize(), q_obs, atol=1e-6)
+    # each (column, row-group) is exactly BCQ of that slice
+    a, B = sa.bcq_quantize(W[:16, 5:6].T.double(), 2, 3, apot_terms=3)
+    assert torch.allclose(q_obs[:16, 5].double(), (B * a[:, None, :]).sum(-1)[0], atol=1e-6)
+    with pytest.raises(ConfigError, match="layout='row'"):
+        b_obs.packed()

@@ -17,6 +17,15 @@ from llmlab.models.sparse_ffn import (  # noqa: E402
 )
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny ops: one thread avoids OpenMP spin contention on a shared 2-core machine (10x slower otherwise)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _ffn(act="drelu", d=16, d_ff=64, seed=0):
     torch.manual_seed(seed)
     return GatedFFN(d, d_ff, act=act)

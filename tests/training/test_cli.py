@@ -39,3 +39,25 @@ def test_lab_train_unknown_param_is_one_line_error(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: unknown training option") and "\n" not in err
+
+
+def test_lab_group_lists_its_own_and_lazily_wired_commands():
+    import click
+
+    from llmlab.training.cli import LAB_COMMANDS, lab
+
+    ctx = click.Context(lab)
+    names = lab.list_commands(ctx)
+    assert {"train", "experiment", *LAB_COMMANDS} <= set(names)
+    for name in LAB_COMMANDS:
+        try:
+            cmd = lab.get_command(ctx, name)
+        except click.ClickException:  # the owning module is not importable here
+            continue
+        assert isinstance(cmd, click.Command) and cmd.name == name
+
+
+def test_unknown_experiment_is_a_usage_error(capsys):
+    rc = main(["lab", "experiment", "nope"])
+    assert rc == 2
+    assert "nope" in capsys.readouterr().err

@@ -125,11 +125,15 @@ def _trl_losses(loss_type, pc, pr, rc, rr, beta, tau):
         class _Model:
             training = True
 
-            def __call__(self, **kw):
-                return SimpleNamespace(log_probs=per_tok, entropy=torch.zeros(2, T), mean_logits=torch.zeros(2, T),
-                                       is_top1=torch.zeros(2, T, dtype=torch.bool))
+            def __init__(self, lp):
+                self.lp = lp
 
-        model = _Model()
+            def __call__(self, **kw):
+                n = self.lp.shape[1]
+                return SimpleNamespace(log_probs=self.lp, entropy=torch.zeros(2, n), mean_logits=torch.zeros(2, n),
+                                       is_top1=torch.zeros(2, n, dtype=torch.bool))
+
+        model = _Model(per_tok)
         fake = SimpleNamespace(
             model=model, accelerator=_Acc(), aux_loss_enabled=False, ld_alpha=None, precompute_ref_logps=True,
             f_divergence_type="reverse_kl", loss_types=[loss_type], loss_weights=[1.0], beta=beta,
@@ -172,6 +176,8 @@ BROKEN = {
     "nan": "def loss_fn(self, a, b, c, d):\n    return (a - b) * float('nan')",
     "not_differentiable": "def loss_fn(self, a, b, c, d):\n    return torch.relu(1 - (a - b).detach())",
     "import_os": "def loss_fn(self, a, b, c, d):\n    import os\n    return a - b",
+    # finite loss, NaN gradient: the unused sqrt branch of where() back-propagates 0 * nan
+    "nan_grad": "def loss_fn(self, a, b, c, d):\n    return torch.where(a < 1, b - a, torch.sqrt(a))",
 }
 
 
@@ -195,6 +201,7 @@ def test_validator_accepts_lrml_and_rejects_broken_code_with_reasons():
     assert "non-finite" in reasons["nan"]
     assert "differentiable" in reasons["not_differentiable"]
     assert "not allowed" in reasons["import_os"]
+    assert "gradient has non-finite" in reasons["nan_grad"]
 
 
 def test_parse_proposal_variants():

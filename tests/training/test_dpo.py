@@ -64,3 +64,13 @@ def test_preference_data_orders_pairs_by_reward_and_training_moves_margin():
     assert rec["history"][-1][1] < rec["history"][0][1]
     with pytest.raises(ConfigError):
         dpo.PrefConfig(beta=0)
+
+
+@pytest.mark.slow
+def test_experiment_reward_kl_real_run():
+    # minutes: pre-trains a byte LM, samples pairs, trains DPO / DiscoPOP / hinge over four betas
+    r = dpo.experiment_reward_kl(quick=False)
+    rewards = [v["reward"] for runs in r["runs"].values() for v in runs.values()]
+    kls = [v["kl"] for runs in r["runs"].values() for v in runs.values()]
+    assert len(rewards) == 12 and all(math.isfinite(x) for x in rewards + kls)
+    assert max(rewards) > r["ref_reward"]  # preference training can raise the computable reward

@@ -15,6 +15,7 @@ from llmlab.training.tiny_lm import (  # noqa: E402
     get_batch,
     is_validation,
     load_corpus,
+    loss_by_position,
     lr_at,
     run_experiment,
     train,
@@ -22,6 +23,14 @@ from llmlab.training.tiny_lm import (  # noqa: E402
 
 TINY = dict(n_layer=2, n_embd=16, n_head=2, intermediate_size=32, local_window=8, d_state=4, seq_len=32,
             batch_size=4, log_every=5, eval_windows=4, threads=1)
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny ops: one thread avoids OpenMP spin contention on a shared 2-core machine (10x slower otherwise)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +118,16 @@ def test_experiment_quick_runs_for_real(name):
     assert isinstance(res["claim_direction_holds"], bool)
     for rec in res["runs"].values():
         assert math.isfinite(rec["val_bpb"]) and rec["val_bpb"] < 8.0
+
+
+def test_loss_by_position_buckets():
+    class Model(torch.nn.Module):  # predicts the next byte (x + 1) confidently only at positions < 4
+        def forward(self, x):
+            logits = torch.zeros(*x.shape, 256)
+            logits[:, :4].scatter_(-1, (x[:, :4, None] + 1) % 256, 100.0)
+            return logits
+
+    x = torch.arange(16).repeat(3, 1)
+    buckets = loss_by_position(Model(), x, x + 1, [0, 4, 8, 16])
+    assert buckets[0] == pytest.approx(0.0, abs=1e-6)
+    assert buckets[1] == pytest.approx(8.0) and buckets[2] == pytest.approx(8.0)

@@ -309,10 +309,18 @@ class CausalSelfAttention(nn.Module):
         pos = int(cache.get("pos", 0))
         q, k, v = self._qkv(x, torch.tensor([pos], device=x.device))
         if self.window is None:
-            kc = torch.cat([cache["k"], k], dim=2) if "k" in cache else k
-            vc = torch.cat([cache["v"], v], dim=2) if "v" in cache else v
-            cache.update(k=kc, v=vc, pos=pos + 1)
-            keys, vals = kc, vc
+            # growing cache with doubling capacity (amortised O(1) appends; attention itself stays O(pos))
+            if "k" not in cache:
+                cache["k"] = k.new_zeros(B, k.shape[1], 16, k.shape[-1])
+                cache["v"] = torch.zeros_like(cache["k"])
+            if pos >= cache["k"].shape[2]:
+                grow = max(16, cache["k"].shape[2])
+                cache["k"] = F.pad(cache["k"], (0, 0, 0, grow))
+                cache["v"] = F.pad(cache["v"], (0, 0, 0, grow))
+            cache["k"][:, :, pos] = k[:, :, 0]
+            cache["v"][:, :, pos] = v[:, :, 0]
+            cache["pos"] = pos + 1
+            keys, vals = cache["k"][:, :, : pos + 1], cache["v"][:, :, : pos + 1]
         else:
             w = self.window
             if "k" not in cache:

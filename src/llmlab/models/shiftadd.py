@@ -19,22 +19,26 @@ Reparameterization" (arXiv 2406.05981, NeurIPS 2024). Implemented here:
 * The LUT-GEMV of LUT-GEMM / ShiftAddLLM's kernel: for every 8-activation chunk the 256 signed sums are
   built once per input (by recursive doubling: additions only), then each output row is table lookups
   and adds per bit-plane, scaled per group; :func:`lut_gemv_ref` (plain reference) and
-  :func:`lut_gemv` (numba kernel parallel over rows, or a vectorised torch fallback).
+  :func:`lut_gemv` / :class:`LUTWeight` (a numba kernel over tiles of 32 rows in
+  :mod:`llmlab.models.shiftadd_lut`, or a vectorised torch fallback).
 * Baselines at the same bits and group size: RTN (asymmetric min-max, round to nearest) and GPTQ (the
   same OBS loop with the uniform quantizer).
 
-Weight layout: a ``nn.Linear`` weight ``W`` is ``(N, K)`` (out, in). A group is ``group_size``
-consecutive input columns of one output row (the LUT-GEMM layout), so the scales are ``(q, N, K/g)``
-and the planes ``(q, N, K)``, packed along K into ``(q, N, K/8)`` bytes (bit j of byte c is the sign of
-column ``8c + j``; 1 means +1).
+Weight layouts: a ``nn.Linear`` weight ``W`` is ``(N, K)`` (out, in).
+
+* ``layout="row"`` (LUT-GEMM / the official "Lat." family): a group is ``group_size`` consecutive input
+  columns of one output row, so the scales are ``(q, N, K/g)`` and the planes ``(q, N, K)``, packed along K
+  into ``(q, N, K/8)`` bytes (bit j of byte c is the sign of column ``8c + j``; 1 means +1). This is the
+  layout the LUT kernel runs.
+* ``layout="column"`` (the official "Acc." mode, "column-wise scaling"): a group is ``group_size``
+  consecutive rows of one input column; the OBS loop fits each column's scales on its current,
+  already-compensated values. Scales ``(q, N/g, K)``. RTN and GPTQ always use row groups.
 
 Deliberate deviations from the official code (GATECH-EIC/ShiftAddLLM):
 
-* Groups run along the input dimension of each row (``(row, K-group)``, LUT-GEMM / "Lat."-style) for
-  every method, instead of the "Acc." mode's per-column scales over row groups: one storage format
-  then serves both accuracy evaluation and the LUT kernel, and the OBS loop fits a group's scales
-  when it reaches the group's first column on the already-compensated weights (as GPTQ's static groups).
-  ``act_order`` is not offered because it would break the contiguity of LUT groups.
+* Row layout: the OBS loop fits a group's scales when it reaches the group's first column, on the
+  already-compensated weights (as GPTQ's static groups); the official Lat. mode shares α over 8-column
+  blocks instead. ``act_order`` is not offered because it would break the contiguity of LUT groups.
 * The α step solves the q×q normal equations directly (float64, batched) instead of q steps of
   conjugate gradient, and a group keeps its previous (α, B) when an alternating round would not lower
   its error, so the reconstruction error is non-increasing by construction (the official loop only is
@@ -90,7 +94,12 @@ class QuantConfig:
         method: ``rtn`` | ``gptq`` (uniform grid; GPTQ adds OBS compensation) | ``bcq`` (binary coding,
             alternating, no compensation) | ``shiftadd`` (BCQ + power-of-two scales + OBS compensation).
         bits: Bits per weight (``q`` binary planes for BCQ; ``2^bits`` levels for RTN/GPTQ).
-        group_size: Input columns per scale group; ``-1`` means the whole row. Multiple of 8 for the LUT.
+        group_size: Weights per scale group; ``-1`` means a whole row (``layout="row"``) or column
+            (``layout="column"``). Multiple of 8 for the LUT.
+        layout: ``row``: a group is ``group_size`` consecutive input columns of one output row (LUT-GEMM /
+            "Lat." layout, runs in the LUT kernel); ``column``: a group is ``group_size`` consecutive rows
+            of one input column, fitted when the OBS loop reaches that column (the official "Acc." mode).
+            Binary methods only; RTN/GPTQ always use row groups.
         rounds: Alternating BCQ rounds (0: greedy only).
         apot_terms: Signed powers of two per scale for ``shiftadd`` (the official default is 3).
         percdamp: Hessian damping, a fraction of the mean diagonal.
@@ -101,6 +110,7 @@ class QuantConfig:
     method: Method = "shiftadd"
     bits: int = 3
     group_size: int = 128
+    layout: Literal["row", "column"] = "row"
     rounds: int = 10
     apot_terms: int = 3
     percdamp: float = 0.01
@@ -114,14 +124,16 @@ class QuantConfig:
             raise ConfigError(f"bits must be in 1..8, got {self.bits}")
         if self.group_size != -1 and self.group_size < 1:
             raise ConfigError(f"group_size must be -1 or positive, got {self.group_size}")
+        if self.layout not in ("row", "column"):
+            raise ConfigError(f"layout must be 'row' or 'column', got {self.layout!r}")
         if self.rounds < 0 or self.apot_terms < 1:
             raise ConfigError("rounds must be >= 0 and apot_terms >= 1")
 
-    def group_for(self, k: int) -> int:
-        """The effective group size for a layer with ``k`` input columns."""
+    def group_for(self, k: int, what: str = "input columns") -> int:
+        """The effective group size along a dimension of length ``k``."""
         g = k if self.group_size == -1 else min(self.group_size, k)
         if k % g:
-            raise ConfigError(f"group_size {g} does not divide the layer's {k} input columns; pick a divisor")
+            raise ConfigError(f"group_size {g} does not divide the layer's {k} {what}; pick a divisor")
         return g
 
 
@@ -320,27 +332,35 @@ def rtn_apply(w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: in
 
 @dataclass
 class BCQWeight:
-    """A binary-coded weight in the LUT layout.
+    """A binary-coded weight.
 
     Attributes:
-        alpha: ``(q, N, K/g)`` scales.
+        alpha: ``(q, N, K/g)`` scales for ``layout="row"`` (the LUT layout), ``(q, N/g, K)`` for ``column``.
         planes: ``(q, N, K)`` signs in {-1, +1} (float).
-        group_size: Columns per group ``g``.
+        group_size: Weights per group ``g``.
+        layout: ``row`` or ``column`` (see :class:`QuantConfig`).
     """
 
     alpha: torch.Tensor
     planes: torch.Tensor
     group_size: int
+    layout: str = "row"
 
     def dequantize(self) -> torch.Tensor:
         """``(N, K)`` dense weight ``Σ_i α_i b_i``."""
-        q, N, K = self.planes.shape
         g = self.group_size
-        a = self.alpha.repeat_interleave(g, dim=-1)  # (q, N, K)
+        dim = -1 if self.layout == "row" else 1
+        a = self.alpha.repeat_interleave(g, dim=dim)  # (q, N, K)
         return (a * self.planes).sum(0)
 
     def packed(self) -> torch.Tensor:
-        """``(q, N, K/8)`` uint8: bit j of byte c is 1 where the plane is +1 at column 8c + j."""
+        """``(q, N, K/8)`` uint8: bit j of byte c is 1 where the plane is +1 at column 8c + j.
+
+        Raises:
+            ConfigError: For the column layout, whose scales change every column (no LUT kernel).
+        """
+        if self.layout != "row":
+            raise ConfigError("only layout='row' weights run in the LUT kernel; quantize with layout='row'")
         return pack_planes(self.planes)
 
 
@@ -386,11 +406,13 @@ def obs_quantize(
     """
     torch = _torch()
     N, K = W.shape
-    g = cfg.group_for(K)
     W = W.detach().to(torch.float32).clone()
     binary = cfg.method in ("bcq", "shiftadd")
     apot = cfg.apot_terms if cfg.method == "shiftadd" else None
     compensate = cfg.method in ("gptq", "shiftadd") and H is not None
+    if binary and cfg.layout == "column":
+        return _obs_quantize_columns(W, H if compensate else None, cfg, apot)
+    g = cfg.group_for(K)
     if not compensate:
         Wg = W.reshape(N * K // g, g)  # (N·K/g, g)
         if binary:
@@ -449,6 +471,52 @@ def obs_quantize(
         W[:, i2:] -= E1 @ U[i1:i2, i2:]
     bcq = BCQWeight(alphas, planes, g) if binary and alphas is not None and planes is not None else None
     return Q, bcq
+
+
+def _cholesky_upper_inverse(H: torch.Tensor, percdamp: float) -> torch.Tensor:
+    """Upper Cholesky factor of the damped ``H⁻¹`` (dead inputs get a unit diagonal)."""
+    torch = _torch()
+    K = H.shape[0]
+    H = H.detach().to(torch.float32).clone()
+    dead = H.diagonal() == 0
+    H[dead, dead] = 1
+    H += percdamp * H.diagonal().mean() * torch.eye(K)
+    return torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
+
+
+def _obs_quantize_columns(
+    W: torch.Tensor, H: torch.Tensor | None, cfg: QuantConfig, apot: int | None
+) -> tuple[torch.Tensor, BCQWeight]:
+    """Column layout ("Acc." mode): each column is BCQ-fitted over row groups when the loop reaches it."""
+    torch = _torch()
+    N, K = W.shape
+    g = cfg.group_for(N, "output rows")
+    q = cfg.bits
+    alphas = torch.zeros(q, N // g, K)
+    planes = torch.zeros(q, N, K)
+    Q = torch.zeros_like(W)
+    U = _cholesky_upper_inverse(H, cfg.percdamp) if H is not None else None
+    if U is not None:
+        W[:, H.diagonal() == 0] = 0  # type: ignore[union-attr]
+    bs = cfg.blocksize
+    for i1 in range(0, K, bs):
+        i2 = min(i1 + bs, K)
+        W1 = W[:, i1:i2].clone()  # (N, c)
+        E1 = torch.zeros_like(W1)
+        for i in range(i2 - i1):
+            w = W1[:, i]  # (N,)
+            a, B = bcq_quantize(w.reshape(N // g, g).to(torch.float64), q, cfg.rounds, apot)  # (N/g, q), (N/g, g, q)
+            qcol = (B * a[:, None, :]).sum(-1).reshape(N).to(W.dtype)
+            alphas[:, :, i1 + i] = a.T.to(W.dtype)
+            planes[:, :, i1 + i] = B.reshape(N, q).T.to(W.dtype)
+            Q[:, i1 + i] = qcol
+            if U is not None:
+                err = (w - qcol) / U[i1 + i, i1 + i]
+                W1[:, i:] -= err[:, None] * U[i1 + i, i1 + i : i2][None, :]
+                E1[:, i] = err
+        if U is not None:
+            W[:, i2:] -= E1 @ U[i1:i2, i2:]
+    return Q, BCQWeight(alphas, planes, g, layout="column")
 
 
 # -- bit allocation --------------------------------------------------------------------------------------
@@ -574,50 +642,12 @@ def lut_gemv_ref(x: torch.Tensor, alpha: torch.Tensor, packed: torch.Tensor, gro
 
 @functools.cache
 def _numba_kernels(T: int = 32) -> tuple[Callable[..., Any], Callable[..., Any]] | None:
+    """``(build_lut, kernel)`` compiled by numba (``None`` without numba); only ``T = 32`` is cached on disk."""
     try:
-        import numba
-        import numpy as np
+        from llmlab.models import shiftadd_lut
     except ImportError:
         return None
-
-    @numba.njit(cache=False)
-    def build(x: Any, lut: Any) -> None:  # pragma: no cover - jitted
-        C = lut.shape[0]
-        for c in range(C):
-            s = 0.0
-            for j in range(8):
-                s += x[8 * c + j]
-            lut[c, 0] = -s
-            n = 1
-            for j in range(8):  # recursive doubling: additions only
-                two_x = 2 * x[8 * c + j]
-                for m in range(n):
-                    lut[c, n + m] = lut[c, m] + two_x
-                n *= 2
-
-    @numba.njit(parallel=True, fastmath=True, cache=False)
-    def kernel(lut: Any, alpha_t: Any, packed_t: Any, cpg: int, out: Any) -> None:  # pragma: no cover - jitted
-        # packed_t: (N/T, C, q, T) bytes, alpha_t: (N/T, G, q, T): a tile of T rows reads contiguous bytes
-        # while the 8-activation tables of one group (cpg·256 floats) stay in L1. T is a compile-time
-        # constant so that the per-tile partial sums live in registers.
-        nt, C, q, _ = packed_t.shape
-        G = C // cpg
-        for t in numba.prange(nt):
-            acc = np.zeros(T, out.dtype)
-            for gi in range(G):
-                for i in range(q):
-                    part = np.zeros(T, out.dtype)
-                    for c in range(gi * cpg, gi * cpg + cpg):
-                        table = lut[c]
-                        row = packed_t[t, c, i]
-                        for j in range(T):
-                            part[j] += table[row[j]]
-                    a = alpha_t[t, gi, i]
-                    for j in range(T):
-                        acc[j] += a[j] * part[j]
-            out[t * T : (t + 1) * T] = acc
-
-    return build, kernel
+    return shiftadd_lut.build_lut_nb, shiftadd_lut.kernel_for(T)
 
 
 @dataclass

@@ -45,6 +45,7 @@ def quantize_and_eval(
     rounds: int = 10,
     apot_terms: int = 3,
     budget: float | None = None,
+    layout: str = "row",
 ) -> dict[str, Any]:
     """Quantize a copy of ``model`` and return its validation bits/byte and per-layer report.
 
@@ -58,6 +59,7 @@ def quantize_and_eval(
         rounds: BCQ alternating rounds.
         apot_terms: Power-of-two terms per scale (shiftadd).
         budget: Average-bit budget for automated allocation over widths ``bits`` and ``bits + 1``.
+        layout: ``row`` (LUT layout) or ``column`` (the official "Acc." mode) for bcq/shiftadd.
 
     Returns:
         ``{"method", "bits", "avg_bits", "val_bpb", "ppl_per_byte", "layer_bits", "seconds"}``.
@@ -66,14 +68,15 @@ def quantize_and_eval(
     from llmlab.training.tiny_lm import evaluate
 
     q = copy.deepcopy(model)
-    cfg = QuantConfig(method=method, bits=bits, group_size=group, rounds=rounds, apot_terms=apot_terms)  # type: ignore[arg-type]
+    cfg = QuantConfig(method=method, bits=bits, group_size=group, rounds=rounds, apot_terms=apot_terms,  # type: ignore[arg-type]
+                      layout=layout)  # type: ignore[arg-type]
     sizes = {n: m.weight.numel() for n, m in linear_layers(q, cfg.skip).items()}
     t0 = time.perf_counter()
     rep = quantize_model(q, calib, cfg, budget=budget, choices=(bits, bits + 1))
     secs = time.perf_counter() - t0
     bpb = evaluate(q, *val)
     return {
-        "method": method, "bits": bits, "budget": budget, "avg_bits": rep.average_bits(sizes),
+        "method": method, "layout": layout, "bits": bits, "budget": budget, "avg_bits": rep.average_bits(sizes),
         "val_bpb": bpb, "ppl_per_byte": 2**bpb, "layer_bits": rep.bits,
         "mean_output_err": (sum(rep.output_err.values()) / len(rep.output_err)) if rep.output_err else None,
         "seconds": secs,
@@ -105,10 +108,14 @@ def experiment_quant_ladder(quick: bool = False, seed: int = 0, data: Any = None
     calib = _calibration(data[0], 32, cfg.seq_len, seed)
     torch.manual_seed(seed)
     runs: dict[str, dict[str, Any]] = {"fp32": {"val_bpb": evaluate(model, *val), "avg_bits": 32.0}}
+    # shiftadd = the paper's accuracy mode (column-wise scales); shiftadd-lat = the LUT (row) layout
+    variants = (("rtn", "rtn", "row"), ("gptq", "gptq", "row"), ("bcq", "bcq", "column"),
+                ("shiftadd", "shiftadd", "column"), ("shiftadd-lat", "shiftadd", "row"))
     for bits in (3, 2):
-        for method in ("rtn", "gptq", "bcq", "shiftadd"):
-            runs[f"{method}-{bits}"] = quantize_and_eval(model, calib, val, method, bits, 128)
-    runs["shiftadd-mixed-2.2"] = quantize_and_eval(model, calib, val, "shiftadd", 2, 128, budget=2.2)
+        for label, method, layout in variants:
+            runs[f"{label}-{bits}"] = quantize_and_eval(model, calib, val, method, bits, 128, layout=layout)
+    runs["shiftadd-mixed-2.2"] = quantize_and_eval(model, calib, val, "shiftadd", 2, 128, budget=2.2,
+                                                   layout="column")
     bpb = {k: v["val_bpb"] for k, v in runs.items()}
     holds = {
         "fp32 < shiftadd-3": bpb["fp32"] < bpb["shiftadd-3"],
@@ -117,6 +124,7 @@ def experiment_quant_ladder(quick: bool = False, seed: int = 0, data: Any = None
         "shiftadd-2 < rtn-2": bpb["shiftadd-2"] < bpb["rtn-2"],
         "mixed-2.2 < uniform-2 (shiftadd)": bpb["shiftadd-mixed-2.2"] < bpb["shiftadd-2"],
     }
+    holds["shiftadd-lat-3 <= gptq-3"] = bpb["shiftadd-lat-3"] <= bpb["gptq-3"]
     return {
         "experiment": "shiftadd_quant_ladder", "quick": quick, "seed": seed,
         "train": {"params": rec["params"], "steps": cfg.steps, "train_val_bpb": rec["val_bpb"],
@@ -134,13 +142,15 @@ def experiment_quant_ladder(quick: bool = False, seed: int = 0, data: Any = None
 @click.option("--group", "group", type=int, default=128, show_default=True, help="Group size (-1: whole row).")
 @click.option("--rounds", type=int, default=10, show_default=True, help="BCQ alternating rounds.")
 @click.option("--apot-terms", type=int, default=3, show_default=True, help="Power-of-two terms per scale.")
+@click.option("--layout", type=click.Choice(["row", "column"]), default="column", show_default=True,
+              help="bcq/shiftadd scale groups: column (the paper's Acc. mode) or row (the LUT kernel's layout).")
 @click.option("--budget", type=float, default=None,
               help="Average bits for automated allocation over --bits and --bits+1 (e.g. --bits 2 --budget 2.2).")
 @click.option("--calib", type=int, default=32, show_default=True, help="Calibration windows.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Result JSON (default MODEL_DIR/quant-<method>-<bits>.json).")
-def quantize_cmd(model_dir: str, method: str, bits: int, group: int, rounds: int, apot_terms: int,
+def quantize_cmd(model_dir: str, method: str, bits: int, group: int, rounds: int, apot_terms: int, layout: str,
                  budget: float | None, calib: int, seed: int, out: str | None) -> None:
     """Quantize a model trained by `llmlab lab train` (MODEL_DIR holds result.json and model.pt).
 
@@ -165,7 +175,7 @@ def quantize_cmd(model_dir: str, method: str, bits: int, group: int, rounds: int
     val = eval_windows(data[1], cfg.seq_len, cfg.eval_windows)
     calib_batches = _calibration(data[0], calib, cfg.seq_len, seed)
     fp = evaluate(model, *val)
-    res = quantize_and_eval(model, calib_batches, val, method, bits, group, rounds, apot_terms, budget)
+    res = quantize_and_eval(model, calib_batches, val, method, bits, group, rounds, apot_terms, budget, layout)
     res["fp32_val_bpb"] = fp
     path = Path(out) if out is not None else folder / f"quant-{method}-{bits}{'-mixed' if budget else ''}.json"
     path.write_text(json.dumps(res, indent=2, default=float))

@@ -34,7 +34,6 @@ import functools
 import math
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -232,38 +231,34 @@ def hot_cold_split(frequency: torch.Tensor, n_hot: int) -> tuple[torch.Tensor, t
 _ACT_CODE = {"swiglu": 0, "relu_gate": 1, "drelu": 2}
 
 
-def _sparse_decode_kernel(x, bundle, idx, act, y):  # pragma: no cover - compiled by numba
-    # One token. Phase 1 (parallel over active neurons): a_i = act(x·W_gate[n], x·W_up[n]) reading only the
-    # bundled rows of the active neurons. Phase 2 (parallel over output slices): y = Σ_i a_i W_down[n_i],
-    # skipping neurons whose activation came out exactly zero (dReLU: predicted active but not).
+def _sparse_decode_kernel(x, bundle, idx, act, parts):  # pragma: no cover - compiled by numba
+    # One token. Each active neuron n reads its bundle - gate row, up row, down column, 3·d contiguous
+    # values - once, front to back: a = act(x·W_gate[n], x·W_up[n]); if a != 0 (dReLU: predicted active but
+    # not), y += a · W_down[:, n]. Neurons are split into one contiguous slice per partial sum in ``parts``
+    # (P, d); the caller adds the P partial outputs. No gather copies, no strided access.
     k = idx.shape[0]
     d = x.shape[0]
-    a = np.empty(k, dtype=x.dtype)
-    for i in _prange(k):
-        n = idx[i]
-        g = 0.0
-        u = 0.0
-        for j in range(d):
-            g += x[j] * bundle[n, 0, j]
-            u += x[j] * bundle[n, 1, j]
-        if act == 0:
-            a[i] = g / (1.0 + math.exp(-g)) * u
-        elif act == 1:
-            a[i] = g * u if g > 0 else 0.0
-        else:
-            a[i] = g * u if (g > 0 and u > 0) else 0.0
-    nz = np.nonzero(a)[0]
-    block = 256
-    nblocks = (d + block - 1) // block
-    for b in _prange(nblocks):
-        j0 = b * block
-        j1 = min(d, j0 + block)
-        for t in range(nz.shape[0]):
-            i = nz[t]
+    P = parts.shape[0]
+    for p in _prange(P):
+        lo = p * k // P
+        hi = (p + 1) * k // P
+        yp = parts[p]
+        for i in range(lo, hi):
             n = idx[i]
-            ai = a[i]
-            for j in range(j0, j1):
-                y[j] += ai * bundle[n, 2, j]
+            g = 0.0
+            u = 0.0
+            for j in range(d):
+                g += x[j] * bundle[n, 0, j]
+                u += x[j] * bundle[n, 1, j]
+            if act == 0:
+                a = g / (1.0 + math.exp(-g)) * u
+            elif act == 1:
+                a = g * u if g > 0 else 0.0
+            else:
+                a = g * u if (g > 0 and u > 0) else 0.0
+            if a != 0.0:
+                for j in range(d):
+                    yp[j] += a * bundle[n, 2, j]
 
 
 _prange = range  # numba.prange inside the compiled kernel
@@ -351,9 +346,12 @@ class SparseFFN(nn.Module):
         if self.use_kernel and xf.shape[0] == 1 and not torch.is_grad_enabled() and xf.device.type == "cpu" \
                 and xf.dtype == self.bundle.dtype and (kernel := _numba_sparse()) is not None:
             idx = torch.cat([torch.arange(self.n_hot), cold_active]) if self.n_hot else cold_active
-            y1 = torch.zeros(shape[-1], dtype=xf.dtype)
-            kernel(xf[0].contiguous().numpy(), self.bundle.numpy(), idx.numpy(), _ACT_CODE[self.act], y1.numpy())
-            return y1.reshape(shape)
+            import numba
+
+            parts = torch.zeros(numba.get_num_threads(), shape[-1], dtype=xf.dtype)  # (P, d)
+            kernel(xf[0].contiguous().numpy(), self.bundle.numpy(), idx.numpy(), _ACT_CODE[self.act],
+                   parts.numpy())
+            return (parts[0] if parts.shape[0] == 1 else parts.sum(0)).reshape(shape)
         y = xf.new_zeros(xf.shape)
         if self.n_hot:
             hb = self.bundle[: self.n_hot]  # (n_hot, 3, d) contiguous, no gather

@@ -16,7 +16,45 @@ from llmlab.core.errors import ConfigError, MissingExtraError
 
 ARCHES = ["samba", "transformer", "swa", "mamba"]
 FFNS = ["swiglu", "drelu", "relu_gate"]
-EXPERIMENT_NAMES = ["drelu_vs_swiglu", "samba_extrapolation", "moe_gate_norm"]
+EXPERIMENT_NAMES = ["drelu_vs_swiglu", "samba_extrapolation", "moe_gate_norm", "shiftadd_quant_ladder"]
+
+# Lab subcommands owned by other papers' modules, imported only when invoked ("module:attr").
+LAB_COMMANDS: dict[str, tuple[str, str]] = {
+    "discover": ("llmlab.training.discopop_cli:discover_cmd", "DiscoPOP: LLM-driven discovery of preference losses."),
+    "align": ("llmlab.training.discopop_cli:align_cmd", "DiscoPOP vs DPO reward-vs-KL experiment."),
+    "quantize": ("llmlab.models.shiftadd_cli:quantize_cmd", "ShiftAddLLM: quantize a model from `lab train`."),
+}
+
+
+class LabGroup(click.Group):
+    """The ``lab`` group: own commands plus lazily imported ones from other modules."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAB_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAB_COMMANDS:
+            import importlib
+
+            module, _, attr = LAB_COMMANDS[cmd_name][0].partition(":")
+            try:
+                cmd: click.Command = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError) as exc:
+                raise click.ClickException(f"command 'lab {cmd_name}' is not available ({exc})") from None
+            return cmd
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAB_COMMANDS:
+                rows.append((name, LAB_COMMANDS[name][1]))
+            else:
+                cmd = super().get_command(ctx, name)
+                if cmd is not None:
+                    rows.append((name, cmd.get_short_help_str(80)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 def _plt() -> Any:
@@ -51,6 +89,17 @@ def plot_experiment(res: dict[str, Any], path: Path) -> None:
     plt = _plt()
     name = res["experiment"]
     runs = res["runs"]
+    if not all(isinstance(r, dict) and "history" in r for r in runs.values()):
+        # another module's experiment: a bar chart of its numeric measurements
+        vals = {k: v for k, v in res.get("measured", {}).items() if isinstance(v, int | float)}
+        fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(vals)), 4))
+        ax.bar(list(vals), list(vals.values()))
+        ax.tick_params(axis="x", rotation=60)
+        ax.set_title(name)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for k, rec in runs.items():
         steps, losses = zip(*rec["history"], strict=True)
@@ -80,13 +129,13 @@ def plot_experiment(res: dict[str, Any], path: Path) -> None:
         ax.set_xlabel("step")
         ax.set_ylabel("mean Max1/Max2 gate probability ratio")
     ax.legend()
-    fig.suptitle(f"{name}{' (quick)' if res.get('quick') else ''}: claim holds = {res['claim_direction_holds']}")
+    fig.suptitle(f"{name}{' (quick)' if res.get('quick') else ''}: claim holds = {res.get('claim_direction_holds')}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-@click.group("lab")
+@click.group("lab", cls=LabGroup)
 def lab() -> None:
     """Train byte-level LMs on local text and run the model-lab experiments (needs the torch extra)."""
 
@@ -155,7 +204,7 @@ def experiment_cmd(name: str, quick: bool, seed: int, out: str | None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     save_json(res, folder / "result.json")
     plot_experiment(res, folder / "plot.png")
-    click.echo(json.dumps({"out": str(folder), "claim": res["claim"], "measured": res["measured"],
+    click.echo(json.dumps({"out": str(folder), "claim": res.get("claim"), "measured": res.get("measured"),
                            "claim_direction_holds": res["claim_direction_holds"],
                            "seconds": round(res["seconds"], 1)}, indent=2, default=float))
 

@@ -61,7 +61,7 @@ class PrefConfig:
     beta: float = 0.05
     steps: int = 60
     batch_size: int = 32
-    lr: float = 5e-4
+    lr: float = 1e-4
     prompt_len: int = 32
     completion_len: int = 24
     n_pairs: int = 512
@@ -201,6 +201,8 @@ def train_preference(
     fn = loss_fn if loss_fn is not None else get_loss(cfg.loss)
     torch.manual_seed(cfg.seed)
     policy = copy.deepcopy(ref)
+    for p in policy.parameters():  # the reference may already be frozen by an earlier run
+        p.requires_grad_(True)
     for p in ref.parameters():
         p.requires_grad_(False)
     ref.eval()
