@@ -15,8 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from llmlab.runner import EvalSpec, run_eval  # noqa: E402
-from tests.helpers.servers import serve_subprocess  # noqa: E402
+from tests.helpers.servers import serve_subprocess
+
+from llmlab.runner import EvalSpec, run_eval
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ def test_explicit_dir_wins_and_is_the_only_place_searched(tmp_path, monkeypatch)
     make(tmp_path / "env", text="env")
     monkeypatch.setenv("LLMLAB_DATA_DIR", str(tmp_path / "env"))
     assert data.find_data("ds", "f.txt", data_dir=tmp_path / "a") == a
-    with pytest.raises(DataError, match="looked in: .*empty"):
+    with pytest.raises(DataError, match=r"looked in: .*empty"):
         data.find_data("ds", "f.txt", data_dir=tmp_path / "empty")
 
 

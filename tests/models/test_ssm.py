@@ -128,3 +128,14 @@ def test_bad_shapes_and_impl_raise_config_error():
         selective_scan(u, delta, A[:2], B, C)
     with pytest.raises(ConfigError, match="impl"):
         selective_scan(u, delta, A, B, C, impl="cuda")  # type: ignore[arg-type]
+
+
+def test_auto_falls_back_to_chunked_for_dtypes_the_kernel_cannot_take():
+    u, delta, A, B, C, *_ = _inputs(13, 1, 4, 6, 2, grad=False)
+    delta = delta.abs()
+    args = [t.to(torch.bfloat16) for t in (u, delta, A, B, C)]
+    y = selective_scan(*args)  # auto: no numba for bf16, chunked path instead
+    y_ref = selective_scan_ref(*[t.float() for t in args])
+    assert y.dtype == torch.bfloat16 and torch.allclose(y.float(), y_ref, atol=5e-2, rtol=5e-2)
+    with pytest.raises(ConfigError, match="float32/float64"):
+        selective_scan(*args, impl="numba")

@@ -492,10 +492,16 @@ def selective_scan(
     batch, d, L = u.shape
     dl = _prepare_delta(delta, delta_bias, delta_softplus)
     h0 = initial_state if initial_state is not None else u.new_zeros(batch, d, A.shape[1])
-    use_numba = impl == "numba" or (impl == "auto" and u.device.type == "cpu" and numba_available())
+    import torch
+
+    kernel_ok = u.device.type == "cpu" and all(
+        t.dtype in (torch.float32, torch.float64) and t.dtype == u.dtype for t in (delta, A, B, C))
+    if impl == "numba" and not kernel_ok:
+        raise ConfigError("impl='numba' needs CPU float32/float64 tensors of one dtype; use impl='chunked'")
+    use_numba = kernel_ok and (impl == "numba" or (impl == "auto" and numba_available()))
     if impl == "numba" and not numba_available():
         raise MissingExtraError("numba", "torch", "the fused CPU selective scan")
-    if use_numba and u.device.type == "cpu" and B.dim() == 3 and C.dim() == 3:
+    if use_numba and B.dim() == 3 and C.dim() == 3:
         # the fused kernel takes (batch, n, L) B/C; other forms take the chunked path
         y, h = _scan_numba_core(u, dl, A, B, C, h0)
         out = _finish(y, u, D, z)

@@ -20,9 +20,9 @@ EXPERIMENT_NAMES = ["drelu_vs_swiglu", "samba_extrapolation", "moe_gate_norm", "
 
 # Lab subcommands owned by other papers' modules, imported only when invoked ("module:attr").
 LAB_COMMANDS: dict[str, tuple[str, str]] = {
-    "discover": ("llmlab.training.discopop_cli:discover_cmd", "DiscoPOP: LLM-driven discovery of preference losses."),
-    "align": ("llmlab.training.discopop_cli:align_cmd", "DiscoPOP vs DPO reward-vs-KL experiment."),
-    "quantize": ("llmlab.models.shiftadd_cli:quantize_cmd", "ShiftAddLLM: quantize a model from `lab train`."),
+    "discover": ("llmlab.training.discopop.cli:discover_cmd", "DiscoPOP: LLM-driven discovery of preference losses."),
+    "align": ("llmlab.training.discopop.cli:align_cmd", "DiscoPOP vs DPO reward-vs-KL experiment."),
+    "quantize": ("llmlab.models.shiftadd.cli:quantize_cmd", "ShiftAddLLM: quantize a model from `lab train`."),
 }
 
 

@@ -524,7 +524,7 @@ EXPERIMENTS = {
 
 # Experiments of other papers' modules that reuse this lab, imported only when run ("module:attr").
 LAZY_EXPERIMENTS = {
-    "shiftadd_quant_ladder": "llmlab.models.shiftadd_cli:experiment_quant_ladder",
+    "shiftadd_quant_ladder": "llmlab.models.shiftadd.cli:experiment_quant_ladder",
 }
 
 

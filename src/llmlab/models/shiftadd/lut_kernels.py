@@ -1,4 +1,4 @@
-"""Compiled (numba) LUT GEMV kernels for :mod:`llmlab.models.shiftadd`; imported only when numba is present.
+"""Compiled (numba) LUT GEMV kernels for :mod:`llmlab.models.shiftadd.lut`; imported only when numba is present.
 
 The kernel of ShiftAddLLM / LUT-GEMM (arXiv 2406.05981 §3.4, arXiv 2206.09557) on the CPU: per input, a
 table of the 256 signed sums of every 8-activation chunk (built with additions only); per tile of T output

@@ -7,7 +7,7 @@ pytest.importorskip("torch")
 from click.testing import CliRunner
 
 from llmlab.training.discopop import SEED_CODES
-from llmlab.training.discopop_cli import discover_cmd
+from llmlab.training.discopop.cli import discover_cmd
 
 
 def test_discover_command_with_mock_proposer(tmp_path):

@@ -1,33 +1,9 @@
-"""DiscoPOP: the discovered LRML preference loss, its baselines, and the LLM-driven discovery loop.
+"""DiscoPOP (arXiv 2406.08414) §3.1: the LLM-driven discovery loop and the sandbox that scores candidates.
 
-Paper: Chris Lu, Samuel Holt, Claudio Fanconi, Alex J. Chan, Jakob Foerster, Mihaela van der Schaar,
-Robert Tjarko Lange, "Discovering Preference Optimization Algorithms with and for Large Language Models"
-(arXiv 2406.08414, NeurIPS 2024). Implemented here:
-
-* §3 / eq. (5) LRML ("DiscoPOP"): with ``ρ = β·[(log π(y_w) − log π(y_l)) − (log π_ref(y_w) − log π_ref(y_l))]``
-  and ``m = σ(ρ/τ)``, the per-pair loss ``(1 − m)·(−log σ(ρ)) + m·exp(−ρ)``, τ = β = 0.05
-  (:func:`discopop_loss`, :func:`discopop_grad` = its closed-form derivative).
-* The baselines of the paper's tables in the same signature: DPO (sigmoid), SLiC (hinge), IPO, KTO-pair,
-  and the other discovered losses of App. E (CELL, PADLL, AQL, AQFL, DBAQL, PFL), all per pair
-  (:data:`LOSSES`).
-* §3.1 discovery loop (:func:`discover`): an LLM role proposes a loss as code with a fixed signature
-  (JSON ``{"thought", "name", "code"}``), the code is validated (compiles, exactly one function, output
-  shape, finite values and gradients) in a sandboxed subprocess with a time limit, trained briefly on a
-  fitness task, scored, and the fitness (or the error) is fed back; the history and the best losses are
-  kept. Fitness tasks: ``toy`` (a tabular policy on a Bradley-Terry bandit, seconds) and ``tiny_lm``
-  (:mod:`llmlab.training.dpo` on a byte LM; minutes).
-
-Deliberate deviations from the official code (SakanaAI/DiscoPOP) / TRL:
-
-* ``exp(−ρ)`` is evaluated as ``exp(−max(ρ, −50))``: for ρ < −50 the official form gives ``0·inf = nan``
-  in float32 while the mixing weight σ(ρ/τ) is already exactly 0; values for ρ ≥ −50 are unchanged.
-* IPO is the unnormalised ``((ρ/β) − 1/(2β))²`` of the original TRL ``ipo`` loss (current TRL divides the
-  log-ratios by the completion length, which needs token counts this signature does not carry).
-* The official loop ``exec``s LLM code inside the trainer process; here every candidate runs in a
-  separate worker process with a wall-clock limit and an import allow-list (torch, math, numpy). This is
-  a guard against accidents (infinite loops, crashes, stray imports), not a security boundary.
-* Fitness is not MT-Bench (7B training + GPT-4 judge); it is reward − λ·KL on small offline tasks, so the
-  loop's mechanics, not the paper's discovered ranking, are what is reproduced.
+A proposer returns a loss as code; the code is validated (compiles, exactly one function, output shape,
+finite values and gradients) and scored on a fitness task in a separate worker process with a time limit
+and an import allow-list; the fitness or the error goes back to the proposer. See
+:mod:`llmlab.training.discopop` for the deviations from the official code.
 """
 
 from __future__ import annotations
@@ -45,251 +21,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from llmlab.core.errors import ConfigError, MissingExtraError, ParseError
+from llmlab.core.errors import ParseError
+from llmlab.training.discopop.losses import _torch
+from llmlab.training.discopop.prompts import (
+    FIRST_USER_PROMPT,
+    FITNESS_PROMPT,
+    INVALID_PROMPT,
+    SEED_CODES,
+    SYSTEM_PROMPT,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
-
     from llmlab.backends.model import Model
-
-
-def _torch() -> Any:
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover
-        raise MissingExtraError("torch", "torch", "DiscoPOP losses") from exc
-    return torch
-
-
-def _logits(pc: torch.Tensor, pr: torch.Tensor, rc: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
-    """``(π_w − π_l) − (ref_w − ref_l)``: the un-scaled log-ratio difference per pair, ``(B,)``."""
-    return (pc - pr) - (rc - rr)
-
-
-# -- losses (all: per-pair, shape (B,)) -----------------------------------------------------------------
-
-
-def discopop_loss(
-    policy_chosen_logps: torch.Tensor,
-    policy_rejected_logps: torch.Tensor,
-    reference_chosen_logps: torch.Tensor,
-    reference_rejected_logps: torch.Tensor,
-    beta: float = 0.05,
-    tau: float = 0.05,
-) -> torch.Tensor:
-    """LRML / DiscoPOP loss per pair: a σ(ρ/τ)-weighted blend of the logistic and exponential losses.
-
-    Args:
-        policy_chosen_logps: ``(B,)`` summed log-probs of the chosen responses under the policy.
-        policy_rejected_logps: ``(B,)`` same for the rejected responses.
-        reference_chosen_logps: ``(B,)`` chosen under the frozen reference.
-        reference_rejected_logps: ``(B,)`` rejected under the reference.
-        beta: KL strength β (0.05 in every recipe of the paper).
-        tau: Temperature of the modulation (0.05, hard-coded in the official code).
-
-    Returns:
-        ``(B,)`` losses (take the mean for the batch loss).
-
-    Example:
-        >>> import torch
-        >>> z = torch.zeros(1)
-        >>> round(discopop_loss(z, z, z, z).item(), 4)  # 0.5·ln 2 + 0.5
-        0.8466
-    """
-    torch = _torch()
-    F = torch.nn.functional
-    rho = beta * _logits(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps)
-    m = torch.sigmoid(rho / tau)
-    return (1 - m) * -F.logsigmoid(rho) + m * torch.exp(-rho.clamp(min=-50.0))
-
-
-def discopop_grad(
-    policy_chosen_logps: torch.Tensor,
-    policy_rejected_logps: torch.Tensor,
-    reference_chosen_logps: torch.Tensor,
-    reference_rejected_logps: torch.Tensor,
-    beta: float = 0.05,
-    tau: float = 0.05,
-) -> torch.Tensor:
-    """Closed-form ``∂L/∂ policy_chosen_logps`` of :func:`discopop_loss` per pair (the rejected one is its negative).
-
-    With ``ρ`` as above, ``m = σ(ρ/τ)``, ``m' = m(1 − m)/τ``:
-    ``∂L/∂ρ = m'·(exp(−ρ) − softplus(−ρ)) − (1 − m)·σ(−ρ) − m·exp(−ρ)`` and ``∂ρ/∂π_w = β``.
-
-    Returns:
-        ``(B,)`` gradients.
-    """
-    torch = _torch()
-    F = torch.nn.functional
-    rho = beta * _logits(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps)
-    m = torch.sigmoid(rho / tau)
-    dm = m * (1 - m) / tau
-    e = torch.exp(-rho.clamp(min=-50.0))
-    de = torch.where(rho < -50.0, torch.zeros_like(e), -e)  # d exp(-max(ρ, -50)) / dρ
-    d_rho = dm * (e - F.softplus(-rho)) - (1 - m) * torch.sigmoid(-rho) + m * de
-    return beta * d_rho
-
-
-def dpo_loss(pc: torch.Tensor, pr: torch.Tensor, rc: torch.Tensor, rr: torch.Tensor, beta: float = 0.05,
-             label_smoothing: float = 0.0) -> torch.Tensor:
-    """DPO (TRL ``sigmoid``): ``−(1−ε)·log σ(βΔ) − ε·log σ(−βΔ)`` per pair (same argument order as above)."""
-    torch = _torch()
-    z = beta * _logits(pc, pr, rc, rr)
-    return -(1 - label_smoothing) * torch.nn.functional.logsigmoid(z) \
-        - label_smoothing * torch.nn.functional.logsigmoid(-z)
-
-
-def hinge_loss(pc: torch.Tensor, pr: torch.Tensor, rc: torch.Tensor, rr: torch.Tensor,
-               beta: float = 0.05) -> torch.Tensor:
-    """SLiC / hinge: ``max(0, 1 − βΔ)``."""
-    torch = _torch()
-    return torch.relu(1 - beta * _logits(pc, pr, rc, rr))
-
-
-def ipo_loss(pc: torch.Tensor, pr: torch.Tensor, rc: torch.Tensor, rr: torch.Tensor,
-             beta: float = 0.05) -> torch.Tensor:
-    """IPO: ``(Δ − 1/(2β))²`` (unnormalised; see the module docstring)."""
-    return (_logits(pc, pr, rc, rr) - 1 / (2 * beta)) ** 2
-
-
-def kto_pair_loss(pc: torch.Tensor, pr: torch.Tensor, rc: torch.Tensor, rr: torch.Tensor,
-                  beta: float = 0.05) -> torch.Tensor:
-    """KTO-pair (the paired form used as a seed in the paper): batch-mean KL anchors, clamped at 0."""
-    torch = _torch()
-    chosen_kl = (pc - rc).mean().clamp(min=0)
-    rejected_kl = (pr - rr).mean().clamp(min=0)
-    chosen = 1 - torch.sigmoid(beta * ((pc - rc) - rejected_kl))
-    rejected = 1 - torch.sigmoid(beta * (chosen_kl - (pr - rr)))
-    return chosen + rejected
-
-
-def cell_loss(pc: torch.Tensor, pr: torch.Tensor, rc: torch.Tensor, rr: torch.Tensor,
-              beta: float = 0.05) -> torch.Tensor:
-    """CELL: the even blend ``0.5·exp(−βΔ) + 0.5·(−log σ(βΔ))`` (App. E)."""
-    torch = _torch()
-    z = beta * _logits(pc, pr, rc, rr)
-    return 0.5 * torch.exp(-z) + 0.5 * -torch.nn.functional.logsigmoid(z)
-
-
-def padll_loss(pc: torch.Tensor, pr: torch.Tensor, rc: torch.Tensor, rr: torch.Tensor,
-               beta: float = 0.05) -> torch.Tensor:
-    """PADLL: logistic loss scaled by 0.9, halved again on pairs the policy currently ranks wrongly (Δ < 0)."""
-    torch = _torch()
-    d = _logits(pc, pr, rc, rr)
-    weight = 0.9 * (1 - 0.5 * (d < 0).to(d.dtype))
-    return weight * -torch.nn.functional.logsigmoid(beta * d)
-
-
-def aql_loss(pc: torch.Tensor, pr: torch.Tensor, rc: torch.Tensor, rr: torch.Tensor,
-             beta: float = 0.05) -> torch.Tensor:
-    """AQL: logistic/hinge blend weighted by σ(−(z/0.05 − q)) around a batch-adaptive quantile q."""
-    torch = _torch()
-    z = beta * _logits(pc, pr, rc, rr)
-    q = 0.5 + 0.01 * (torch.sigmoid((z / 0.05).mean()) - 0.5)
-    w = torch.sigmoid(-(z / 0.05 - q))
-    return w * -torch.nn.functional.logsigmoid(z) + (1 - w) * torch.relu(1 - z)
-
-
-def aqfl_loss(pc: torch.Tensor, pr: torch.Tensor, rc: torch.Tensor, rr: torch.Tensor,
-              beta: float = 0.05) -> torch.Tensor:
-    """AQFL: logistic/hinge blend whose weight grows with the distance from a batch-adaptive quantile."""
-    torch = _torch()
-    z = beta * _logits(pc, pr, rc, rr)
-    zs = z / 0.05
-    q = zs.std() * torch.sigmoid(-zs).mean()
-    q = q + 0.05 * (torch.sigmoid(zs.mean()) - q)
-    w = torch.sigmoid(0.1 * (zs - q).abs())
-    return w * -torch.nn.functional.logsigmoid(z) + (1 - w) * torch.relu(1 - z)
-
-
-def dbaql_loss(pc: torch.Tensor, pr: torch.Tensor, rc: torch.Tensor, rr: torch.Tensor,
-               beta: float = 0.05) -> torch.Tensor:
-    """DBAQL: logistic (temperature 0.9) / exponential blend weighted by σ(var(z/0.05))."""
-    torch = _torch()
-    z = beta * _logits(pc, pr, rc, rr)
-    w = torch.sigmoid((z / 0.05).var())
-    return w * -torch.nn.functional.logsigmoid(z / 0.9) + (1 - w) * torch.exp(-z * 0.9)
-
-
-def pfl_loss(pc: torch.Tensor, pr: torch.Tensor, rc: torch.Tensor, rr: torch.Tensor,
-             beta: float = 0.05) -> torch.Tensor:
-    """PFL: logistic/2 where the policy already prefers the chosen response, hinge·2 elsewhere."""
-    torch = _torch()
-    z = beta * _logits(pc, pr, rc, rr)
-    return torch.where(pc > pr, -torch.nn.functional.logsigmoid(z) / 2.0, torch.relu(1 - z) * 2.0)
-
-
-LossFn = Callable[..., "torch.Tensor"]
-LOSSES: dict[str, LossFn] = {
-    "discopop": discopop_loss, "lrml": discopop_loss, "dpo": dpo_loss, "sigmoid": dpo_loss,
-    "hinge": hinge_loss, "ipo": ipo_loss, "kto_pair": kto_pair_loss, "cell": cell_loss,
-    "padll": padll_loss, "aql": aql_loss, "aqfl": aqfl_loss, "dbaql": dbaql_loss, "pfl": pfl_loss,
-}
-
-
-def get_loss(name: str) -> LossFn:
-    """A loss by name.
-
-    Raises:
-        ConfigError: For an unknown name (the message lists the known ones).
-    """
-    if name not in LOSSES:
-        raise ConfigError(f"unknown preference loss {name!r}. Available: {', '.join(sorted(LOSSES))}")
-    return LOSSES[name]
-
-
-# -- discovery loop -------------------------------------------------------------------------------------
-
-SYSTEM_PROMPT = """You are a machine learning researcher who is testing out different RLHF loss functions. \
-When you respond, output a JSON object with exactly three keys: "thought" (your reasoning about what to try \
-next and why), "name" (a short snake_case name for the loss) and "code" (the Python code of the loss). \
-The code must define exactly one function with this signature:
-
-def loss_fn(self, policy_chosen_logps: torch.FloatTensor, policy_rejected_logps: torch.FloatTensor,
-            reference_chosen_logps: torch.FloatTensor, reference_rejected_logps: torch.FloatTensor
-            ) -> torch.FloatTensor:
-
-It receives one-dimensional tensors of summed log-probabilities (one entry per preference pair: the chosen \
-and the rejected response under the policy and under the frozen reference model) and must return a tensor \
-of per-pair losses with the same shape. `self.beta` is {beta}. `torch`, `F` (torch.nn.functional) and \
-`math` are available; only torch, math and numpy may be imported. Any other hyper-parameter must be a \
-constant inside the function. Aim for losses that reach a high reward while staying close to the reference \
-model (low KL)."""
-
-FIRST_USER_PROMPT = """Here are some results we've obtained:
-{archive}
-
-Please generate the next one."""
-
-FITNESS_PROMPT = "Fitness: {fitness:.4f}.\nPlease generate the next one."
-
-INVALID_PROMPT = "Code not valid. Error:\n{error}\nPlease generate the next one."
-
-SEED_CODES: dict[str, str] = {
-    "dpo": '''def loss_fn(self, policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
-            reference_rejected_logps):
-    logits = (policy_chosen_logps - policy_rejected_logps) - (reference_chosen_logps - reference_rejected_logps)
-    return -F.logsigmoid(self.beta * logits)
-''',
-    "hinge": '''def loss_fn(self, policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
-            reference_rejected_logps):
-    logits = (policy_chosen_logps - policy_rejected_logps) - (reference_chosen_logps - reference_rejected_logps)
-    return torch.relu(1 - self.beta * logits)
-''',
-    "ipo": '''def loss_fn(self, policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
-            reference_rejected_logps):
-    logits = (policy_chosen_logps - policy_rejected_logps) - (reference_chosen_logps - reference_rejected_logps)
-    return (logits - 1 / (2 * self.beta)) ** 2
-''',
-    "kto_pair": '''def loss_fn(self, policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
-            reference_rejected_logps):
-    chosen_kl = (policy_chosen_logps - reference_chosen_logps).mean().clamp(min=0)
-    rejected_kl = (policy_rejected_logps - reference_rejected_logps).mean().clamp(min=0)
-    chosen = 1 - torch.sigmoid(self.beta * ((policy_chosen_logps - reference_chosen_logps) - rejected_kl))
-    rejected = 1 - torch.sigmoid(self.beta * (chosen_kl - (policy_rejected_logps - reference_rejected_logps)))
-    return chosen + rejected
-''',
-}
 
 ALLOWED_IMPORTS = ("torch", "math", "numpy")
 
@@ -370,7 +113,7 @@ class SandboxWorker:
         if self._proc is None or self._proc.poll() is not None:
             env = {**os.environ, "OMP_NUM_THREADS": "1"}
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", "from llmlab.training.discopop import worker_main; worker_main()"],
+                [sys.executable, "-c", "from llmlab.training.discopop.discovery import worker_main; worker_main()"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
             )
             self._request({"op": "ping"}, startup=True)
@@ -660,23 +403,3 @@ async def discover(
     finally:
         if own:
             sandbox.close()
-
-
-__all__ = [
-    "FIRST_USER_PROMPT",
-    "LOSSES",
-    "SEED_CODES",
-    "SYSTEM_PROMPT",
-    "Candidate",
-    "DiscoveryResult",
-    "SandboxWorker",
-    "discopop_grad",
-    "discopop_loss",
-    "discover",
-    "dpo_loss",
-    "get_loss",
-    "load_candidate",
-    "parse_proposal",
-    "toy_fitness",
-    "validate_candidate",
-]

@@ -9,7 +9,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from llmlab.core.errors import ConfigError, DataError  # noqa: E402
 from llmlab.models.samba import SambaLM  # noqa: E402
-from llmlab.models.shiftadd_cli import quantize_cmd  # noqa: E402
+from llmlab.models.shiftadd.cli import quantize_cmd  # noqa: E402
 from llmlab.training.tiny_lm import TrainConfig  # noqa: E402
 
 
@@ -52,7 +52,7 @@ def test_quantize_command_user_errors(tmp_path):
 @pytest.mark.slow
 def test_experiment_quant_ladder_real_run():
     # minutes: trains a ~1M-parameter byte LM on the standard library, then quantizes it 11 ways
-    from llmlab.models.shiftadd_cli import experiment_quant_ladder
+    from llmlab.models.shiftadd.cli import experiment_quant_ladder
 
     r = experiment_quant_ladder(quick=False)
     m = r["measured"]
