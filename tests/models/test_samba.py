@@ -151,3 +151,10 @@ def test_generate_is_deterministic_with_a_seeded_generator():
     a = m.generate(prompt, 5, generator=torch.Generator().manual_seed(0))
     b = m.generate(prompt, 5, generator=torch.Generator().manual_seed(0))
     assert a.shape == (1, 11) and torch.equal(a, b) and torch.equal(a[:, :6], prompt)
+
+
+@pytest.mark.parametrize("name,expected", [("Samba_421M", 421e6), ("Samba_1.3B", 1.3e9)])
+def test_paper_presets_have_the_paper_sizes(name, expected):
+    with torch.device("meta"):  # shapes only, no memory
+        m = SambaLM(SambaConfig.from_name(name))
+    assert m.num_params(non_embedding=False) == pytest.approx(expected, rel=0.03)
