@@ -29,27 +29,30 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
 
 
 class LazyGroup(click.Group):
-    """A click group whose listed subcommands are imported on first use."""
+    """A click group whose ``lazy_commands`` ("module:attr", short help) are imported on first use."""
+
+    lazy_commands: dict[str, tuple[str, str]] = LAZY_COMMANDS
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in LAZY_COMMANDS:
-            target, _ = LAZY_COMMANDS[cmd_name]
+        if cmd_name in self.lazy_commands:
+            target, _ = self.lazy_commands[cmd_name]
             module, _, attr = target.partition(":")
             try:
                 cmd: click.Command = getattr(importlib.import_module(module), attr)
             except (ImportError, AttributeError) as exc:
-                raise click.ClickException(f"command '{cmd_name}' is not available ({exc})") from None
+                where = f"{ctx.command_path} {cmd_name}"
+                raise click.ClickException(f"command '{where}' is not available ({exc})") from None
             return cmd
         return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
         for name in self.list_commands(ctx):
-            if name in LAZY_COMMANDS:
-                rows.append((name, LAZY_COMMANDS[name][1]))
+            if name in self.lazy_commands:
+                rows.append((name, self.lazy_commands[name][1]))
             else:
                 cmd = super().get_command(ctx, name)
                 if cmd is not None:

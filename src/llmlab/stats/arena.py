@@ -43,7 +43,6 @@ Deliberate deviations from the official code, with reasons:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -54,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from llmlab.core.errors import ConfigError, DataError
+from llmlab.core.jsonl import read_jsonl
 
 WINNERS: tuple[str, ...] = ("model_a", "model_b", "tie", "tie (bothbad)")
 """The four vote values (FastChat): ``leftvote`` → model_a, ``rightvote`` → model_b, tie, both bad."""
@@ -145,26 +145,14 @@ class Battles:
         Raises:
             DataError: Missing file, bad JSON, or a bad record (the message names file and line).
         """
-        p = Path(path)
-        if not p.is_file():
-            raise DataError(f"votes file {p} not found")
         records = []
-        with p.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{p}:{lineno}: not JSON ({exc.msg})") from None
-                if not isinstance(rec, dict):
-                    raise DataError(f"{p}:{lineno}: expected a JSON object")
-                for key in ("model_a", "model_b", "winner"):
-                    if key not in rec:
-                        raise DataError(f"{p}:{lineno}: missing key '{key}'")
-                if rec["winner"] not in WINNERS:
-                    raise DataError(f"{p}:{lineno}: winner {rec['winner']!r} is not one of {', '.join(WINNERS)}")
-                records.append(rec)
+        for where, rec in read_jsonl(path, what="votes file"):
+            for key in ("model_a", "model_b", "winner"):
+                if key not in rec:
+                    raise DataError(f"{where}: missing key '{key}'")
+            if rec["winner"] not in WINNERS:
+                raise DataError(f"{where}: winner {rec['winner']!r} is not one of {', '.join(WINNERS)}")
+            records.append(rec)
         return Battles.from_records(records)
 
     def counts(self) -> np.ndarray:

@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llmlab.core.errors import DataError, UnsupportedFeatureError
+from llmlab.core.jsonl import read_jsonl
 from llmlab.methods.base import Query, Roles
 from llmlab.tasks.base import Item, Score, Task, TaskConfig
 
@@ -654,11 +655,9 @@ class WildBench(Task):
         if not path.is_file():
             raise DataError(f"WildBench file {path} not found; pass --data PATH (JSONL of WildBench v2 rows)")
         rng = random.Random(self.cfg.seed)  # official: seed once, one draw per item in dataset order
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if line.strip():
-                    item = self.item_from_record(_json_line(line, f"{path}:{lineno}"), f"{path}:{lineno}")[0]
-                    yield Item(item.id, item.input, item.target, {**item.metadata, "target_is_a": rng.random() < 0.5})
+        for where, record in read_jsonl(path, what="WildBench file"):
+            item = self.item_from_record(record, where)[0]
+            yield Item(item.id, item.input, item.target, {**item.metadata, "target_is_a": rng.random() < 0.5})
 
     def item_from_record(self, record: Mapping[str, Any], where: str) -> tuple[Item, str]:
         for key in ("session_id", "conversation_input", "checklist"):
@@ -750,16 +749,6 @@ class WildBench(Task):
                                         s.details["ref_text"], tuple(s.details["groups"]),
                                         bool(s.details.get("preset"))) for s in kept]
         return wb_reward(judgements, self.cfg.K, denominator=self.cfg.denominator, n_dropped=dropped).as_dict()
-
-
-def _json_line(line: str, where: str) -> dict[str, Any]:
-    try:
-        rec = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: not JSON ({exc.msg})") from None
-    if not isinstance(rec, dict):
-        raise DataError(f"{where}: expected a JSON object")
-    return rec
 
 
 # -- verifying official leaderboard tables ----------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from llmlab.cli import LazyGroup
 from llmlab.core.errors import ConfigError, MissingExtraError
 
 ARCHES = ["samba", "transformer", "swa", "mamba"]
@@ -26,35 +27,10 @@ LAB_COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class LabGroup(click.Group):
+class LabGroup(LazyGroup):
     """The ``lab`` group: own commands plus lazily imported ones from other modules."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *LAB_COMMANDS})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in LAB_COMMANDS:
-            import importlib
-
-            module, _, attr = LAB_COMMANDS[cmd_name][0].partition(":")
-            try:
-                cmd: click.Command = getattr(importlib.import_module(module), attr)
-            except (ImportError, AttributeError) as exc:
-                raise click.ClickException(f"command 'lab {cmd_name}' is not available ({exc})") from None
-            return cmd
-        return super().get_command(ctx, cmd_name)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = []
-        for name in self.list_commands(ctx):
-            if name in LAB_COMMANDS:
-                rows.append((name, LAB_COMMANDS[name][1]))
-            else:
-                cmd = super().get_command(ctx, name)
-                if cmd is not None:
-                    rows.append((name, cmd.get_short_help_str(80)))
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
+    lazy_commands = LAB_COMMANDS
 
 
 def _plt() -> Any:

@@ -26,7 +26,6 @@ has never lost or never won), saying so on the page.
 import hashlib
 import hmac
 import io
-import json
 import random
 import secrets
 import threading
@@ -39,6 +38,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from llmlab.core.errors import ConfigError, DataError, MissingExtraError
+from llmlab.core.jsonl import read_jsonl
 from llmlab.web.store import ArenaStore, Battle, VoteRejected
 
 CHOICES: dict[str, str] = {"A": "model_a", "B": "model_b", "tie": "tie", "bothbad": "tie (bothbad)"}
@@ -83,29 +83,19 @@ class Outputs:
 
     @staticmethod
     def load(path: str | Path, *, need_outputs: bool = True) -> "Outputs":
-        p = Path(path)
-        if not p.is_file():
-            raise DataError(f"outputs file {p} not found")
         prompts: dict[str, str] = {}
         outputs: dict[str, dict[str, str]] = {}
-        with p.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{p}:{lineno}: not JSON ({exc.msg})") from None
-                if not isinstance(rec, dict) or "prompt_id" not in rec or "prompt" not in rec:
-                    raise DataError(f"{p}:{lineno}: needs keys prompt_id and prompt (and model, output)")
-                pid = str(rec["prompt_id"])
-                prompts[pid] = str(rec["prompt"])
-                if "model" in rec and "output" in rec:
-                    outputs.setdefault(pid, {})[str(rec["model"])] = str(rec["output"])
-                elif need_outputs:
-                    raise DataError(f"{p}:{lineno}: needs keys model and output")
+        for where, rec in read_jsonl(path, what="outputs file"):
+            if "prompt_id" not in rec or "prompt" not in rec:
+                raise DataError(f"{where}: needs keys prompt_id and prompt (and model, output)")
+            pid = str(rec["prompt_id"])
+            prompts[pid] = str(rec["prompt"])
+            if "model" in rec and "output" in rec:
+                outputs.setdefault(pid, {})[str(rec["model"])] = str(rec["output"])
+            elif need_outputs:
+                raise DataError(f"{where}: needs keys model and output")
         if need_outputs and not any(len(v) >= 2 for v in outputs.values()):
-            raise DataError(f"{p}: no prompt has outputs from two models; an arena needs pairs")
+            raise DataError(f"{path}: no prompt has outputs from two models; an arena needs pairs")
         return Outputs(prompts, outputs)
 
 
