@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 # torch's OpenMP workers spin after each call and would steal the cores from numba's pool between the
 # interleaved timings; passive waiting makes both paths start from idle cores.
@@ -21,17 +20,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 
+from _timing import add_threads_arg, interleaved, set_threads
 from llmlab.models import shiftadd as sa
-
-
-def best_of(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:
@@ -40,17 +30,11 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=4096)
     ap.add_argument("--bits", type=int, default=3)
     ap.add_argument("--group", type=int, default=128)
-    ap.add_argument("--threads", type=int, default=2)
+    add_threads_arg(ap, default=2)
     ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=9)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    try:
-        import numba
-
-        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
-    except ImportError:
-        pass
+    set_threads(args.threads)
     g = torch.Generator().manual_seed(0)
     q, N, K = args.bits, args.n, args.k
     packed = torch.randint(0, 256, (q, N, K // 8), generator=g, dtype=torch.uint8)
@@ -72,10 +56,7 @@ def main() -> None:
         assert torch.allclose(y, dense, atol=1e-3, rtol=1e-4), impl
         paths[f"LUT {impl}"] = lambda i=impl: lw.matvec(x, impl=i)
     # interleave rounds so that load from other processes hits every path alike
-    times: dict[str, list[float]] = {k: [] for k in paths}
-    for _ in range(args.rounds):
-        for name, fn in paths.items():
-            times[name].append(best_of(fn, args.repeat if "torch)" not in name else 1))
+    times = interleaved(paths, args.rounds, lambda name: args.repeat if "torch)" not in name else 1)
     med = {k: statistics.median(v) for k, v in times.items()}
     best = {k: min(v) for k, v in times.items()}
     base = "dense fp32 (torch.mv)"

@@ -10,10 +10,10 @@ samba_vs_transformer_at_max=<z>``. Usage: ``python bench/samba_decode.py [--cont
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
+from _timing import add_threads_arg, mean_time, set_threads
 from llmlab.models.samba import SambaConfig, SambaLM
 
 
@@ -22,27 +22,16 @@ def per_token(model: SambaLM, ctx: int, tokens: int) -> float:
     with torch.no_grad():
         _, caches = model.prefill(idx)
         tok = torch.tensor([65])
-        for _ in range(3):  # warm-up
-            model.step(tok, caches)
-        t0 = time.perf_counter()
-        for _ in range(tokens):
-            model.step(tok, caches)
-        return (time.perf_counter() - t0) / tokens
+        return mean_time(lambda: model.step(tok, caches), tokens, warmup=3)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--contexts", default="256,1024,4096,8192")
     ap.add_argument("--tokens", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=1, help="torch and numba threads (1: see docs/perf.md)")
+    add_threads_arg(ap)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    try:
-        import numba
-
-        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
-    except ImportError:
-        pass
+    set_threads(args.threads)
     ctxs = [int(c) for c in args.contexts.split(",")]
     torch.manual_seed(0)
     shape = dict(n_layer=4, n_embd=256, n_head=8, intermediate_size=1024, local_window=256, attn_impl="chunked")

@@ -8,21 +8,11 @@ path vs reference, forward). Usage: ``python bench/scan.py [--repeats 5] [--L 20
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
+from _timing import add_threads_arg, best_time, set_threads
 from llmlab.models.ssm import numba_available, selective_scan, selective_scan_ref
-
-
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up (and numba compile/cache load)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:
@@ -32,15 +22,9 @@ def main() -> None:
     ap.add_argument("--d", type=int, default=256)
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=1, help="torch and numba threads (1: see docs/perf.md)")
+    add_threads_arg(ap)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    try:
-        import numba
-
-        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
-    except ImportError:
-        pass
+    set_threads(args.threads)
     torch.manual_seed(0)
     b, d, L, n = args.batch, args.d, args.L, args.n
     u, dl = torch.randn(b, d, L), torch.randn(b, d, L)

@@ -12,23 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
 
+from _timing import add_threads_arg, set_threads
+from _timing import best_time as _timing_best_time
 from llmlab.models.sparse_ffn import ActivationPredictor, GatedFFN, SparseFFN
 
 
 def best_time(fn, repeats: int) -> float:
-    for _ in range(3):
-        fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return sorted(ts)[len(ts) // 4]  # lower quartile: robust on a shared machine
+    return _timing_best_time(fn, repeats, warmup=3, quantile=0.25)  # lower quartile: robust on a shared machine
 
 
 def main() -> None:
@@ -38,15 +32,9 @@ def main() -> None:
     ap.add_argument("--rank", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--measured", type=float, default=None, help="dReLU sparsity to add as a row")
-    ap.add_argument("--threads", type=int, default=1, help="torch and numba threads (1: see docs/perf.md)")
+    add_threads_arg(ap)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    try:
-        import numba
-
-        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
-    except ImportError:
-        pass
+    set_threads(args.threads)
     torch.manual_seed(0)
     d, dff = args.d, args.d_ff
     # SwiGLU weights for timing: its activations are never exactly zero, so every predicted neuron costs a

@@ -20,15 +20,7 @@ from llmlab.models.moe import (  # noqa: E402
     upcycle_dense_ffn,
 )
 from llmlab.models.sparse_ffn import GatedFFN  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny ops: one thread avoids OpenMP spin contention on a shared 2-core machine (10x slower otherwise)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.helpers.torch_threads import one_torch_thread  # noqa: E402, F401 - autouse fixture
 
 
 @pytest.mark.parametrize("lam", [1.0, 2.5])

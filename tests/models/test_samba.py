@@ -15,16 +15,9 @@ from llmlab.models.samba import (  # noqa: E402
     attention,
     window_mask,
 )
+from tests.helpers.torch_threads import one_torch_thread  # noqa: E402, F401 - autouse fixture
 
 ATTN_IMPLS = ["band_mask", "chunked", "reference"]
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny ops: one thread avoids OpenMP spin contention on a shared 2-core machine (10x slower otherwise)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _model(seed: int = 0, **kw) -> SambaLM:

@@ -15,15 +15,7 @@ from llmlab.models.sparse_ffn import (  # noqa: E402
     record_activations,
     train_predictor,
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny ops: one thread avoids OpenMP spin contention on a shared 2-core machine (10x slower otherwise)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.helpers.torch_threads import one_torch_thread  # noqa: E402, F401 - autouse fixture
 
 
 def _ffn(act="drelu", d=16, d_ff=64, seed=0):

@@ -11,16 +11,9 @@ from llmlab.models.ssm import (  # noqa: E402
     selective_scan_ref,
     selective_state_update,
 )
+from tests.helpers.torch_threads import one_torch_thread  # noqa: E402, F401 - autouse fixture
 
 IMPLS = ["chunked"] + (["numba"] if numba_available() else [])
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny ops: one thread avoids OpenMP spin contention on a shared 2-core machine (10x slower otherwise)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _inputs(seed: int, b: int, d: int, L: int, n: int, dtype=torch.float32, grad=True):

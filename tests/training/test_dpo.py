@@ -7,15 +7,7 @@ torch = pytest.importorskip("torch")
 from llmlab.core.errors import ConfigError  # noqa: E402
 from llmlab.models.samba import SambaConfig, SambaLM  # noqa: E402
 from llmlab.training import dpo  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny matrices: one thread avoids OpenMP barriers on a shared 2-core box
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from tests.helpers.torch_threads import one_torch_thread  # noqa: E402, F401 - autouse fixture
 
 
 def _lm(seed=0):

@@ -20,17 +20,10 @@ from llmlab.training.tiny_lm import (  # noqa: E402
     run_experiment,
     train,
 )
+from tests.helpers.torch_threads import one_torch_thread  # noqa: E402, F401 - autouse fixture
 
 TINY = dict(n_layer=2, n_embd=16, n_head=2, intermediate_size=32, local_window=8, d_state=4, seq_len=32,
             batch_size=4, log_every=5, eval_windows=4, threads=1)
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny ops: one thread avoids OpenMP spin contention on a shared 2-core machine (10x slower otherwise)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

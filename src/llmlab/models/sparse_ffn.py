@@ -91,6 +91,26 @@ class GatedFFN(nn.Module):
         return self.w_down(a)
 
 
+def _run_recording(model: nn.Module, batches: list[torch.Tensor]) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Feed ``batches`` with every :class:`GatedFFN` recording; per layer, its (input, intermediate) records.
+
+    Recording is switched off again even when the model raises; the layers' buffers are emptied after reading.
+    """
+    ffns = [m for m in model.modules() if isinstance(m, GatedFFN)]
+    for f in ffns:
+        f.record, f.recorded = True, []
+    try:
+        for b in batches:
+            model(b)
+    finally:
+        for f in ffns:
+            f.record = False
+    records = [f.recorded for f in ffns]
+    for f in ffns:
+        f.recorded = []
+    return records
+
+
 @torch.no_grad()
 def activation_sparsity(model: nn.Module, batches: list[torch.Tensor], rel_tol: float = 1e-2) -> dict[str, Any]:
     """Per-layer activation sparsity of every :class:`GatedFFN` in ``model`` on ``batches``.
@@ -104,22 +124,15 @@ def activation_sparsity(model: nn.Module, batches: list[torch.Tensor], rel_tol: 
         ``{"exact_zero": [per layer], "near_zero": [per layer], "mean_exact_zero": float,
         "frequency": [per-layer (d_ff,) activation frequencies as lists]}``.
     """
-    ffns = [m for m in model.modules() if isinstance(m, GatedFFN)]
     was = model.training
     model.eval()
-    for f in ffns:
-        f.record, f.recorded = True, []
     try:
-        for b in batches:
-            model(b)
+        records = _run_recording(model, batches)
     finally:
-        for f in ffns:
-            f.record = False
         model.train(was)
     exact, near, freq = [], [], []
-    for f in ffns:
-        a = torch.cat([r[1] for r in f.recorded])  # (T, d_ff)
-        f.recorded = []
+    for rec in records:
+        a = torch.cat([r[1] for r in rec])  # (T, d_ff)
         exact.append((a == 0).float().mean().item())
         near.append((a.abs() < rel_tol * a.abs().max()).float().mean().item())
         freq.append((a != 0).float().mean(0).tolist())
@@ -130,20 +143,8 @@ def activation_sparsity(model: nn.Module, batches: list[torch.Tensor], rel_tol: 
 @torch.no_grad()
 def record_activations(model: nn.Module, batches: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(hidden input (T, d), active mask (T, d_ff) bool) per GatedFFN layer, for predictor training."""
-    ffns = [m for m in model.modules() if isinstance(m, GatedFFN)]
-    for f in ffns:
-        f.record, f.recorded = True, []
-    try:
-        for b in batches:
-            model(b)
-    finally:
-        for f in ffns:
-            f.record = False
-    out = []
-    for f in ffns:
-        out.append((torch.cat([r[0] for r in f.recorded]), torch.cat([r[1] for r in f.recorded]) != 0))
-        f.recorded = []
-    return out
+    return [(torch.cat([r[0] for r in rec]), torch.cat([r[1] for r in rec]) != 0)
+            for rec in _run_recording(model, batches)]
 
 
 class ActivationPredictor(nn.Module):

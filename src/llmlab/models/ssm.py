@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from llmlab.core.errors import ConfigError, MissingExtraError
+from llmlab.models._deps import require_torch
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -53,11 +54,7 @@ ScanImpl = Literal["auto", "ref", "chunked", "numba"]
 
 
 def _torch() -> Any:
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise MissingExtraError("torch", "torch", "the selective scan") from exc
-    return torch
+    return require_torch("the selective scan")
 
 
 def _expand_bc(X: torch.Tensor, batch: int, d: int, L: int) -> torch.Tensor:

@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from llmlab.core.errors import ConfigError, MissingExtraError
+from llmlab.core.errors import ConfigError
+from llmlab.models._deps import require_torch
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -32,11 +33,7 @@ REWARD_BYTES = b"aeiouAEIOU"
 
 
 def _torch() -> Any:
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover
-        raise MissingExtraError("torch", "torch", "the preference trainer") from exc
-    return torch
+    return require_torch("the preference trainer")
 
 
 @dataclass

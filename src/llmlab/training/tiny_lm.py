@@ -33,15 +33,12 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from llmlab.core.errors import ConfigError, DataError, MissingExtraError
+from llmlab.core.errors import ConfigError, DataError
+from llmlab.models._deps import require_torch
 
 
 def _torch() -> Any:
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover
-        raise MissingExtraError("torch", "torch", "the model lab") from exc
-    return torch
+    return require_torch("the model lab")
 
 
 @dataclass
