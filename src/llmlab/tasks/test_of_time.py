@@ -41,6 +41,7 @@ import json
 import math
 import random
 import re
+from abc import abstractmethod
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -350,8 +351,9 @@ class _ToTBase(Task):
     def items(self) -> list[Item]:
         return self.load()
 
+    @abstractmethod
     def _make_item(self, row: Mapping[str, Any], where: str, index: int) -> Item:
-        raise NotImplementedError
+        """Build one item from a data row (``where`` names file and row for errors)."""
 
     def _keys(self, item: Item) -> list[str]:
         return list(item.metadata["keys"])
