@@ -307,6 +307,8 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
             stats["scored"] += 1
             stats["correct"] += bool(score.correct)
 
+    for m in dict.fromkeys(roles.all_models()):
+        await m.prepare()  # learns context windows; an unreachable server stops here, before any item
     bar = _progress(progress, len(items), len(items) - len(pending), run_id)
     slots = anyio.Semaphore(spec.concurrency)
 
@@ -479,6 +481,8 @@ def run_one(method_name: str, question: str, *, model_spec: str, roles: Sequence
     async def go() -> tuple[Solution, Any]:
         with recording() as rec:
             try:
+                for m in dict.fromkeys(built.all_models()):
+                    await m.prepare()
                 sol = await method.solve(Query.from_text(question), built)
             finally:
                 for m in built.all_models():

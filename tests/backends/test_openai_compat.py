@@ -25,6 +25,7 @@ from llmlab.core.errors import (
     BackendError,
     BackendTimeoutError,
     ConfigError,
+    ContextWindowExceededError,
     RateLimitError,
 )
 from tests.helpers.servers import ServerURL, serve_thread, server_stats
@@ -291,3 +292,32 @@ async def test_sample_index_without_seed_still_gives_distinct_seeds(echo: tuple[
         seeds.append(backend.requests[-1].seed)
     await b.aclose()
     assert seeds == [None, 1, 2]
+
+
+@pytest.mark.anyio
+async def test_prepare_learns_the_served_context_window_and_moa_refuses_oversized_prompts() -> None:
+    from llmlab.methods.base import Query, Roles
+    from llmlab.methods.moa import MixtureOfAgents
+
+    with serve_thread("mock:echo?context_length=60", name="small") as url:
+        backend = OpenAIBackend("small", [url])
+        assert backend.capabilities.context_length is None
+        await backend.prepare()
+        assert backend.capabilities.context_length == 60  # from /v1/models, listed as vLLM's max_model_len
+        model = Model(backend)
+        moa = MixtureOfAgents({"layers": 2, "max_tokens": 10})
+        question = " ".join(["word"] * 30)  # fits alone; with two echoed references it does not
+        with pytest.raises(ContextWindowExceededError) as exc:
+            await moa.solve(Query.from_text(question), Roles(model, proposers=[model, model]))
+        assert exc.value.context_length == 60
+        # the proposers ran; the oversized aggregator prompt was never sent
+        assert server_stats(url)["requests"] == 2
+        await backend.aclose()
+
+
+@pytest.mark.anyio
+async def test_prepare_on_an_unreachable_server_fails_fast_with_the_url() -> None:
+    backend = OpenAIBackend("m", ["http://127.0.0.1:9/v1"], timeout=2)
+    with pytest.raises(BackendConnectionError, match=r"127\.0\.0\.1:9"):
+        await backend.prepare()
+    await backend.aclose()

@@ -176,6 +176,13 @@ class Backend(ABC):
         if request.logprobs and not caps.logprobs:
             raise UnsupportedFeatureError(f"backend '{self.name}' does not return logprobs")
 
+    async def prepare(self) -> None:  # noqa: B027 - optional hook, default is nothing to learn
+        """Learn what the backend can do before a run (e.g. a server's context window); default: nothing.
+
+        Called once per Model before an eval or a run. Raises BackendConnectionError when a server is
+        unreachable, so a run stops at once with one line instead of failing item after item.
+        """
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, default is nothing to close
         """Release connections, threads or models."""
 

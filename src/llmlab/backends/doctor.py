@@ -27,6 +27,7 @@ import anyio.to_thread
 import click
 
 from llmlab.backends.base import Backend, GenerateRequest, make_backend
+from llmlab.backends.openai_compat import CONTEXT_KEYS
 from llmlab.core.errors import LabError, MissingExtraError
 
 PROBE_PROMPT = "Reply with the single word OK."
@@ -179,7 +180,7 @@ async def _server_checks(backend: Any, timeout: float) -> tuple[list[Check], int
         if backend.model in ids:
             checks.append(Check("model", True, f"'{backend.model}' is served at {url}"))
             entry = entries[ids.index(backend.model)]
-            for key in ("max_model_len", "context_length", "context_window"):
+            for key in CONTEXT_KEYS:
                 value = getattr(entry, key, None)
                 if isinstance(value, int) and value > 0:
                     context = value

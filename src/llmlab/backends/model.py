@@ -203,6 +203,7 @@ class Model:
         self._limiter = anyio.CapacityLimiter(concurrency)
         self._rng = random.Random(0)
         self._identity = self.backend.cache_identity()
+        self._prepared = False
 
     @property
     def name(self) -> str:
@@ -283,6 +284,12 @@ class Model:
             msgs.append(Message("system", system))
         msgs.append(Message("user", user))
         return await self.chat(msgs, **params)
+
+    async def prepare(self) -> None:
+        """Let the backend learn its capabilities (once; later calls do nothing)."""
+        if not self._prepared:
+            await self.backend.prepare()
+            self._prepared = True
 
     async def aclose(self) -> None:
         await self.backend.aclose()

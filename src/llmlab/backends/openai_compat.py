@@ -25,6 +25,7 @@ Deliberate choices:
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import itertools
 import os
@@ -115,6 +116,10 @@ class Endpoint:
     in_flight: int = 0
     total: int = 0
     errors: int = 0
+
+
+# Keys under which OpenAI-compatible servers list a model's context window in GET /models.
+CONTEXT_KEYS = ("max_model_len", "context_length", "context_window")
 
 
 class OpenAIBackend(Backend):
@@ -329,6 +334,34 @@ class OpenAIBackend(Backend):
                                     status=status)
             return BackendError(f"{where}: request rejected ({status}): {message}", status=status)
         return BackendError(f"{where}: {type(exc).__name__}: {exc}")
+
+    async def prepare(self) -> None:
+        """Read the model's context window from ``GET /models`` of each endpoint (vLLM: ``max_model_len``).
+
+        Servers that do not list it (or do not serve ``/models``) leave ``context_length`` unknown, and
+        prompts are then not checked locally. The smallest window of the pool wins.
+
+        Raises:
+            BackendConnectionError: An endpoint cannot be reached (the run would fail on every item).
+        """
+        windows: list[int] = []
+        for ep in self.endpoints:
+            try:
+                page = await ep.client.models.list(timeout=min(self.timeout, 30.0))
+            except self._openai.APIConnectionError as exc:
+                raise self._map_error(exc, ep.url) from exc
+            except self._openai.OpenAIError:
+                continue  # a server without /models (or that refuses it) can still serve completions
+            for entry in page.data:
+                if entry.id != self.model:
+                    continue
+                for key in CONTEXT_KEYS:
+                    value = getattr(entry, key, None)
+                    if isinstance(value, int) and value > 0:
+                        windows.append(value)
+                        break
+        if windows:
+            self.capabilities = dataclasses.replace(self.capabilities, context_length=min(windows))
 
     async def aclose(self) -> None:
         """Close every endpoint's HTTP client."""

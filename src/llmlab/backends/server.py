@@ -396,9 +396,12 @@ def create_app(model: Model | Backend, served_name: str | None = None) -> FastAP
     async def completions(request: Request) -> Response:
         return await handle(request, "completions")
 
+    entry: dict[str, Any] = {"id": name, "object": "model", "created": 0, "owned_by": "llmlab"}
+    if m.capabilities.context_length is not None:
+        entry["max_model_len"] = m.capabilities.context_length  # as vLLM lists it
+
     async def models(request: Request) -> Response:
-        return JSONResponse({"object": "list",
-                             "data": [{"id": name, "object": "model", "created": 0, "owned_by": "llmlab"}]})
+        return JSONResponse({"object": "list", "data": [entry]})
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "model": name})
