@@ -24,7 +24,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("llmlab.tasks.generate_cli:generate", "Generate benchmark instances (NATURAL PLAN, ToT-Semantic)."),
     "data": ("llmlab.tasks.data_cli:data", "Inspect benchmark data (e.g. MMLU-Redux error statistics)."),
     "arena": ("llmlab.stats.arena_cli:arena", "Arena ratings (Elo, Bradley–Terry, CIs) and the voting page."),
-    "wildbench": ("llmlab.tasks.wildbench_cli:wildbench", "WildBench rewards/scores; verify leaderboard tables."),
+    "wildbench": ("llmlab.tasks.wildbench.cli:wildbench", "WildBench rewards/scores; verify leaderboard tables."),
 }
 
 

@@ -23,7 +23,8 @@ def verify_cmd(ctx: click.Context, directory: str, tol: float, as_json: bool) ->
     Prints, per table and field, how many numbers were recomputed and the largest difference, then every
     number that differs by more than --tol; exits 1 if there is any.
     """
-    from llmlab.tasks.wildbench import TASK_WEIGHTS, verify_leaderboard
+    from llmlab.tasks.wildbench.leaderboard import verify_leaderboard
+    from llmlab.tasks.wildbench.rewards import TASK_WEIGHTS
 
     checks = verify_leaderboard(directory)
     bad = [c for c in checks if c.diff > tol]
