@@ -13,6 +13,10 @@ os.environ.setdefault("LLMLAB_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LLMLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
+# The library never looks at ../shared/data (this repository's test layout): the suite points the user
+# setting at it, so data-backed tests run on a fresh clone without any variable set by hand.
+if SHARED_DATA.is_dir():
+    os.environ.setdefault("LLMLAB_DATA_DIR", str(SHARED_DATA))
 
 
 @pytest.fixture

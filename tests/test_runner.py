@@ -4,11 +4,11 @@ import json
 
 import pytest
 
+from llmlab.core.contracts import Item, Query, Score
 from llmlab.core.errors import ConfigError, DataError
 from llmlab.core.registry import TASKS
-from llmlab.methods.base import Query
 from llmlab.runner import EvalSpec, report, run_eval, score_file
-from llmlab.tasks.base import Item, Score, Task, TaskConfig
+from llmlab.tasks.base import Task, TaskConfig
 
 
 class ToyConfig(TaskConfig):

@@ -16,29 +16,30 @@ import click
 
 from llmlab.core.errors import LabError
 
-# name -> ("module:attr", short help). Imported only when the command runs.
-LAZY_COMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("llmlab.backends.server:serve_command", "Serve any backend as an OpenAI-compatible HTTP API."),
-    "doctor": ("llmlab.backends.doctor:doctor_command", "Check that a model spec is reachable and what it supports."),
-    "lab": ("llmlab.training.cli:lab", "Train and run experiments with the PyTorch model lab."),
-    "generate": ("llmlab.tasks.generate_cli:generate", "Generate benchmark instances (NATURAL PLAN, ToT-Semantic)."),
-    "data": ("llmlab.tasks.data_cli:data", "Inspect benchmark data (e.g. MMLU-Redux error statistics)."),
-    "arena": ("llmlab.stats.arena_cli:arena", "Arena ratings (Elo, Bradley–Terry, CIs) and the voting page."),
-    "wildbench": ("llmlab.tasks.wildbench.cli:wildbench", "WildBench rewards/scores; verify leaderboard tables."),
-}
-
 
 class LazyGroup(click.Group):
-    """A click group whose ``lazy_commands`` ("module:attr", short help) are imported on first use."""
+    """A click group whose subcommands come from a registry kind, imported on first use.
 
-    lazy_commands: dict[str, tuple[str, str]] = LAZY_COMMANDS
+    ``registry_kind`` names the registry (``command`` for ``llmlab``, ``lab_command`` for ``llmlab lab``);
+    the registry's entries are ``"module:attr"`` targets with a one-line help each.
+    """
+
+    registry_kind: str = "command"
+
+    @property
+    def lazy_commands(self) -> dict[str, tuple[str, str]]:
+        from llmlab.core.registry import REGISTRIES
+
+        reg = REGISTRIES[self.registry_kind]
+        return {name: (reg.raw(name), help_) for name, help_ in reg.items()}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy_commands})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self.lazy_commands:
-            target, _ = self.lazy_commands[cmd_name]
+        lazy = self.lazy_commands
+        if cmd_name in lazy:
+            target, _ = lazy[cmd_name]
             module, _, attr = target.partition(":")
             try:
                 cmd: click.Command = getattr(importlib.import_module(module), attr)
@@ -50,9 +51,10 @@ class LazyGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
+        lazy = self.lazy_commands
         for name in self.list_commands(ctx):
-            if name in self.lazy_commands:
-                rows.append((name, self.lazy_commands[name][1]))
+            if name in lazy:
+                rows.append((name, lazy[name][1]))
             else:
                 cmd = super().get_command(ctx, name)
                 if cmd is not None:
@@ -97,17 +99,33 @@ def model_options(f: Any) -> Any:
 # -- commands ------------------------------------------------------------------------------------------
 
 @cli.command("list")
+@click.argument("kind", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_cmd(as_json: bool) -> None:
-    """List the 31 systems with their status, and the registered methods, tasks and backends."""
-    from llmlab.core.registry import BACKENDS, METHODS, TASKS
-    from llmlab.systems import SYSTEMS
+def list_cmd(kind: str | None, as_json: bool) -> None:
+    """List the 31 systems with their status and everything registered (or one KIND: method, task, ...)."""
+    from llmlab.core.registry import KINDS, REGISTRIES, all_systems
+    from llmlab.systems import CORE, SYSTEMS
 
+    systems = all_systems()
+    plugins = [s for s in systems if s not in SYSTEMS and s not in CORE]
+    if kind is not None:
+        singular = kind[:-1] if kind.endswith("s") and kind[:-1] in REGISTRIES else kind
+        if singular in REGISTRIES:
+            for name, help_ in REGISTRIES[singular].items():
+                click.echo(f"{name}\t{help_ or REGISTRIES[singular].owner(name)}")
+            return
+        views = REGISTRIES["list_view"]
+        if kind not in views:
+            raise LabError(f"unknown list '{kind}'; one of: {', '.join([*KINDS, *views.names()])}")
+        click.echo(views.get(kind)())
+        return
     if as_json:
-        click.echo(json.dumps({
-            "systems": [s._asdict() for s in SYSTEMS],
-            "methods": METHODS.names(), "tasks": TASKS.names(), "backends": BACKENDS.names(),
-        }, indent=2))
+        out: dict[str, Any] = {
+            "systems": [_system_json(s) for s in SYSTEMS],
+            "plugins": [_system_json(s) for s in plugins],
+        }
+        out.update({f"{k}s": REGISTRIES[k].names() for k in KINDS})
+        click.echo(json.dumps(out, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -115,13 +133,18 @@ def list_cmd(as_json: bool) -> None:
     table = Table(title=f"llmlab systems ({len(SYSTEMS)})", show_lines=False)
     for col in ("system", "arXiv", "kind", "status", "module"):
         table.add_column(col)
-    for s in SYSTEMS:
+    for s in (*SYSTEMS, *plugins):
         table.add_row(s.name, s.arxiv, s.kind, s.status, s.module)
     console = Console()
     console.print(table)
-    console.print(f"methods: {', '.join(METHODS.names())}")
-    console.print(f"tasks: {', '.join(TASKS.names())}")
-    console.print(f"backends: {', '.join(BACKENDS.names())}")
+    for k in ("method", "task", "backend"):
+        console.print(f"{k}s: {', '.join(REGISTRIES[k].names())}")
+
+
+def _system_json(s: Any) -> dict[str, Any]:
+    d = s._asdict()
+    d["provides"] = [{"kind": p.kind, "name": p.name} for p in s.provides]
+    return dict(d)
 
 
 @cli.command("eval")

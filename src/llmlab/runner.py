@@ -26,6 +26,7 @@ from llmlab.backends.cache import ResponseCache
 from llmlab.backends.model import Ledger, Model, Price, RetryPolicy, recording
 from llmlab.core.concurrency import first_error
 from llmlab.core.config import parse_params
+from llmlab.core.contracts import Item, Query, Roles, Score, Solution
 from llmlab.core.errors import (
     BackendConnectionError,
     BackendError,
@@ -38,8 +39,8 @@ from llmlab.core.errors import (
 from llmlab.core.jsonl import read_jsonl
 from llmlab.core.registry import METHODS, TASKS
 from llmlab.core.runstore import ItemRow, RunStore
-from llmlab.methods.base import Method, Query, Roles, Solution
-from llmlab.tasks.base import Item, Score, Task
+from llmlab.methods.base import Method
+from llmlab.tasks.base import Task
 
 # Errors that fail one item (recorded, retried on resume); anything else stops the run.
 ITEM_ERRORS = (BackendError, ParseError, ContextWindowExceededError)

@@ -1,32 +1,63 @@
-"""The catalogue of the 31 systems llmlab implements, with their status.
+"""The one registry's records: the 31 systems llmlab implements, and the core they stand on.
 
-This is the single source of ``llmlab list`` and of the table in ``docs/systems.md`` (a test checks that
-the two agree). A status says what holds now: ``works`` only when the system's issue acceptance holds,
-``partial`` when some of it is built and tested, ``planned`` when nothing is built yet.
+Each :class:`~llmlab.core.registry.System` declares, once, its paper metadata and everything it provides
+(methods, tasks, command groups, lab commands, experiments, generators, datasets). ``llmlab list``,
+``docs/systems.md`` (a test checks it is current: ``python -m llmlab.systems``), the CLI's command groups
+and the method/task/backend registries are all views of these records. A status says what holds now:
+``works`` only when the system's issue acceptance holds, ``partial`` when some of it is built and tested,
+``planned`` when nothing is built yet.
+
+This module is data only: importing it imports none of the systems themselves.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from llmlab.core.registry import Provide, System
 
+P = Provide
 
-class System(NamedTuple):
-    name: str
-    arxiv: str
-    kind: str  # method | task | model
-    official_code: str
-    module: str
-    status: str  # works | partial | planned
-    note: str = ""
-
+# Infrastructure every system stands on (not in the table of 31).
+CORE: tuple[System, ...] = (
+    System("llmlab core", "", "core", "", "core/", "works", "backends, direct method, serve, doctor", (
+        P("backend", "openai", "llmlab.backends.openai_compat:OpenAIBackend"),
+        P("backend", "hf", "llmlab.backends.hf:HFBackend"),
+        P("backend", "mock", "llmlab.backends.mock:MockBackend"),
+        P("method", "direct", "llmlab.methods.base:Direct"),
+        P("method", "self_consistency", "llmlab.methods.self_consistency:SelfConsistency"),
+        P("command", "serve", "llmlab.backends.server:serve_command",
+          "Serve any backend as an OpenAI-compatible HTTP API."),
+        P("command", "doctor", "llmlab.backends.doctor:doctor_command",
+          "Check that a model spec is reachable and what it supports."),
+        P("command", "lab", "llmlab.training.cli:lab", "Train and run experiments with the PyTorch model lab."),
+        P("command", "generate", "llmlab.tasks.generate_cli:generate",
+          "Generate benchmark instances (NATURAL PLAN, ToT-Semantic)."),
+        P("command", "data", "llmlab.tasks.data_cli:data",
+          "Inspect benchmark data (e.g. MMLU-Redux error statistics)."),
+    )),
+    System("GSM8K", "2110.14168", "task", "openai/grade-school-math", "tasks/gsm8k.py", "works",
+           "grade-school math with robust answer extraction", (
+               P("task", "gsm8k", "llmlab.tasks.gsm8k:GSM8K"),
+               P("dataset", "gsm8k", {
+                   name: "https://raw.githubusercontent.com/openai/grade-school-math/master/grade_school_math/"
+                         f"data/{name}"
+                   for name in ("test.jsonl", "train.jsonl", "test_socratic.jsonl", "train_socratic.jsonl")
+               }),
+           )),
+)
 
 SYSTEMS: tuple[System, ...] = (
     # -- inference-time methods --
     System("Mixture-of-Agents", "2406.04692", "method", "togethercomputer/MoA", "methods/moa.py", "works",
-           "layers concurrent; injection identical to official on 7/7 cases; 4.2x official flow"),
+           "layers concurrent; injection identical to official on 7/7 cases; 4.2x official flow", (
+               P("method", "moa", "llmlab.methods.moa:MixtureOfAgents"),
+               P("method", "moa_lite", "llmlab.methods.moa:MixtureOfAgentsLite"),
+               P("method", "self_moa", "llmlab.methods.moa:SelfMixtureOfAgents"),
+           )),
     System("MCTS Self-Refine (MCTSr)", "2406.07394", "method", "trotsky1997/MathBlackBox", "methods/mcts_sr.py",
            "works",
-           "selection accuracy and oracle pass@k kept apart; tree identical to official in 120 runs"),
+           "selection accuracy and oracle pass@k kept apart; tree identical to official in 120 runs", (
+               P("method", "mcts_sr", "llmlab.methods.mcts_sr:MCTSr"),
+           )),
     System("TextGrad", "2406.07496", "method", "zou-group/textgrad", "methods/textgrad/", "planned"),
     System("Husky", "2406.06469", "method", "agent-husky/Husky-v1", "methods/husky.py", "planned"),
     System("OmegaPRM", "2406.06592", "method", "(none; openr reimplementation)", "methods/omega_prm.py", "planned"),
@@ -41,35 +72,70 @@ SYSTEMS: tuple[System, ...] = (
     # -- benchmarks, judges, statistics --
     System("NATURAL PLAN", "2406.04520", "task", "google-deepmind/natural-plan", "tasks/natural_plan/",
            "works",
-           "official-equivalent + strict scorers, exact-solver generator; official data not available offline"),
+           "official-equivalent + strict scorers, exact-solver generator; official data not available offline", (
+               P("task", "natural_plan.trip", "llmlab.tasks.natural_plan:TripPlanning"),
+               P("task", "natural_plan.meeting", "llmlab.tasks.natural_plan:MeetingPlanning"),
+               P("task", "natural_plan.calendar", "llmlab.tasks.natural_plan:CalendarScheduling"),
+               P("generator", "natural_plan.trip", "llmlab.tasks.natural_plan:generate_trip"),
+               P("generator", "natural_plan.meeting", "llmlab.tasks.natural_plan:generate_meeting"),
+               P("generator", "natural_plan.calendar", "llmlab.tasks.natural_plan:generate_calendar"),
+           )),
     System("Test of Time", "2406.09170", "task", "(HF baharef/ToT)", "tasks/test_of_time/", "works",
-           "ToT-Arithmetic on the real 1850 rows; ToT-Semantic generator (no official one exists)"),
+           "ToT-Arithmetic on the real 1850 rows; ToT-Semantic generator (no official one exists)", (
+               P("task", "tot_arithmetic", "llmlab.tasks.test_of_time:ToTArithmetic"),
+               P("task", "tot_semantic", "llmlab.tasks.test_of_time:ToTSemantic"),
+               P("generator", "tot_semantic", "llmlab.tasks.test_of_time:generate_semantic"),
+           )),
     System("WildBench", "2406.04770", "task", "allenai/WildBench", "tasks/wildbench/", "works",
-           "WB-Reward/WB-Score with judge role; verify-leaderboard passes; WB-Elo not built"),
+           "WB-Reward/WB-Score with judge role; verify-leaderboard passes; WB-Elo not built", (
+               P("task", "wildbench", "llmlab.tasks.wildbench:WildBench"),
+               P("command", "wildbench", "llmlab.tasks.wildbench.cli:wildbench",
+                 "WildBench rewards/scores; verify leaderboard tables."),
+           )),
     System("CRAG", "2406.04744", "task", "facebookresearch/CRAG", "tasks/crag.py", "planned"),
     System("MMLU-Redux", "2406.04127", "task", "aryopg/mmlu-redux", "tasks/mmlu_redux/", "works",
-           "57 CSVs, label counts as paper; Virology 57% erroneous"),
+           "57 CSVs, label counts as paper; Virology 57% erroneous", (
+               P("task", "mmlu_redux", "llmlab.tasks.mmlu_redux:MMLURedux"),
+           )),
     System("CS-Bench", "2406.08587", "task", "csbench/csbench", "tasks/cs_bench.py", "planned"),
     System("McEval", "2406.07436", "task", "MCEVAL/McEval", "tasks/mceval.py", "planned"),
     System("GenAI-Arena ratings", "2406.04485", "task", "TIGER-AI-Lab/GenAI-Arena", "stats/arena.py", "works",
-           "Elo/BT/bootstrap vs fschat; voting page tested in Chromium"),
+           "Elo/BT/bootstrap vs fschat; voting page tested in Chromium", (
+               P("command", "arena", "llmlab.stats.arena_cli:arena",
+                 "Arena ratings (Elo, Bradley–Terry, CIs) and the voting page."),
+           )),
     System("Downstream-scaling analysis", "2406.04391", "task",
            "RylanSchaeffer/KoyejoLab-Why-Has-Predicting-Downstream-Capabilities-Remained-Elusive",
            "stats/scaling.py", "planned"),
     # -- models, training, data --
     System("Samba", "2406.07522", "model", "microsoft/Samba", "models/samba.py", "works",
-           "scan 7x reference on CPU (numba); window enforced on every path; step decode = forward"),
+           "scan 7x reference on CPU (numba); window enforced on every path; step decode = forward", (
+               P("experiment", "samba_extrapolation", "llmlab.training.tiny_lm:experiment_samba_extrapolation"),
+           )),
     System("Skywork-MoE", "2406.06563", "model", "SkyworkAI/Skywork-MoE", "models/moe.py", "works",
-           "gating-logit normalization, adaptive aux coefficient, upcycling"),
+           "gating-logit normalization, adaptive aux coefficient, upcycling", (
+               P("experiment", "moe_gate_norm", "llmlab.training.tiny_lm:experiment_moe_gate_norm"),
+           )),
     System("TurboSparse (dReLU)", "2406.05955", "model", "(models: PowerInfer/* on HF)", "models/sparse_ffn.py",
            "works",
-           "dReLU gives 86-90% zeros at equal loss on a tiny LM"),
+           "dReLU gives 86-90% zeros at equal loss on a tiny LM", (
+               P("experiment", "drelu_vs_swiglu", "llmlab.training.tiny_lm:experiment_drelu_vs_swiglu"),
+           )),
     System("PowerInfer-2", "2406.06282", "model", "SJTU-IPADS/PowerInfer", "models/sparse_ffn.py", "partial",
            "predictor + hot/cold sparse FFN (4.5x at 90%); no neuron-cluster flash I/O pipeline"),
     System("ShiftAddLLM", "2406.05981", "model", "GATECH-EIC/ShiftAddLLM", "models/shiftadd/", "works",
-           "BCQ + LUT GEMV (1.5x dense on CPU); at our tiny scale GPTQ beats ShiftAdd (see experiments.md)"),
+           "BCQ + LUT GEMV (1.5x dense on CPU); at our tiny scale GPTQ beats ShiftAdd (see experiments.md)", (
+               P("lab_command", "quantize", "llmlab.models.shiftadd.cli:quantize_cmd",
+                 "ShiftAddLLM: quantize a model from `lab train`."),
+               P("experiment", "shiftadd_quant_ladder", "llmlab.models.shiftadd.cli:experiment_quant_ladder"),
+           )),
     System("DiscoPOP", "2406.08414", "model", "SakanaAI/DiscoPOP", "training/discopop/", "works",
-           "LRML loss equals TRL to 1e-6; discovery loop; tiny-LM alignment does not reproduce the paper's gain"),
+           "LRML loss equals TRL to 1e-6; discovery loop; tiny-LM alignment does not reproduce the paper's gain", (
+               P("lab_command", "discover", "llmlab.training.discopop.cli:discover_cmd",
+                 "DiscoPOP: LLM-driven discovery of preference losses."),
+               P("lab_command", "align", "llmlab.training.discopop.cli:align_cmd",
+                 "DiscoPOP vs DPO reward-vs-KL experiment."),
+           )),
     System("SliME", "2406.08487", "model", "yfzhang114/SliME", "models/slime.py", "planned"),
     System("mOSCAR filtering", "2406.08707", "model", "oscar-project/mOSCAR", "data/moscar.py", "planned"),
     System("C4 simulator", "2406.04594", "model", "(none)", "data/c4_sim.py", "planned"),

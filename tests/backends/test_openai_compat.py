@@ -296,7 +296,7 @@ async def test_sample_index_without_seed_still_gives_distinct_seeds(echo: tuple[
 
 @pytest.mark.anyio
 async def test_prepare_learns_the_served_context_window_and_moa_refuses_oversized_prompts() -> None:
-    from llmlab.methods.base import Query, Roles
+    from llmlab.core.contracts import Query, Roles
     from llmlab.methods.moa import MixtureOfAgents
 
     with serve_thread("mock:echo?context_length=60", name="small") as url:

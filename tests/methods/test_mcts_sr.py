@@ -11,9 +11,9 @@ import pytest
 from llmlab.backends.base import GenerateRequest
 from llmlab.backends.mock import MockBackend
 from llmlab.backends.model import Model
+from llmlab.core.contracts import Query, Roles
 from llmlab.core.errors import ParseError
 from llmlab.core.registry import METHODS
-from llmlab.methods.base import Query, Roles
 from llmlab.methods.mcts_sr import (
     CRITIQUE_PROMPT,
     DUMMY_ANSWERS,

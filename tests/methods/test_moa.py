@@ -10,9 +10,9 @@ import pytest
 from llmlab.backends.base import GenerateRequest, Message
 from llmlab.backends.mock import FailurePlan, MockBackend
 from llmlab.backends.model import Model, RetryPolicy
+from llmlab.core.contracts import Query, Roles
 from llmlab.core.errors import BackendError, ConfigError, ContextWindowExceededError
 from llmlab.core.registry import METHODS
-from llmlab.methods.base import Query, Roles
 from llmlab.methods.moa import (
     AGGREGATE_AND_SYNTHESIZE,
     MixtureOfAgents,

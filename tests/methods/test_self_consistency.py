@@ -11,13 +11,13 @@ from llmlab.backends.cache import ResponseCache
 from llmlab.backends.mock import MockBackend
 from llmlab.backends.model import Model, recording
 from llmlab.core.config import LabConfig
+from llmlab.core.contracts import Item, Query, Roles, Solution
 from llmlab.core.errors import ConfigError, UnknownNameError
 from llmlab.core.registry import METHODS
-from llmlab.methods.base import Method, Query, Roles, Solution
+from llmlab.grading.math_answers import extract_gsm8k_answer
+from llmlab.methods.base import Method
 from llmlab.methods.self_consistency import SelfConsistency, fallback_extract, majority_vote
-from llmlab.tasks.base import Item
 from llmlab.tasks.gsm8k import GSM8K
-from llmlab.tasks.math_answers import extract_gsm8k_answer
 
 pytestmark = pytest.mark.anyio
 

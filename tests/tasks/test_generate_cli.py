@@ -7,7 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from llmlab.cli import main
-from llmlab.tasks.generate_cli import GENERATORS, generate, load_generator
+from llmlab.core.registry import GENERATORS
+from llmlab.tasks.generate_cli import generate, load_generator
 from llmlab.tasks.natural_plan import CalendarScheduling, MeetingPlanning, TripPlanning
 
 
@@ -55,7 +56,7 @@ def test_unknown_generator_is_one_line_listing_the_available(capsys: pytest.Capt
     assert main(["generate", "natural_plan.tripz", "--n", "2"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "Unknown generator 'natural_plan.tripz'" in err
-    assert all(name in err for name in GENERATORS)
+    assert all(name in err for name in GENERATORS.names())
 
 
 def test_bad_knob_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 import llmlab.core.data as data_mod
+from llmlab.core.contracts import Item
 from llmlab.core.errors import ConfigError, DataError
 from llmlab.core.registry import TASKS
-from llmlab.tasks.base import Item
+from llmlab.grading.math_answers import extract_gsm8k_answer
 from llmlab.tasks.gsm8k import GSM8K, load_gsm8k
-from llmlab.tasks.math_answers import extract_gsm8k_answer
 
 ROWS = [
     {"question": "Tom has 2 apples and buys 3 more. How many apples?", "answer": "2+3=<<2+3=5>>5\n#### 5"},

@@ -8,8 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from llmlab.core.errors import ConfigError, DataError  # noqa: E402
+from llmlab.core.registry import EXPERIMENTS  # noqa: E402
 from llmlab.training.tiny_lm import (  # noqa: E402
-    EXPERIMENTS,
     TrainConfig,
     eval_windows,
     get_batch,
@@ -105,7 +105,7 @@ def test_unknown_experiment_raises():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+@pytest.mark.parametrize("name", EXPERIMENTS.names())
 def test_experiment_quick_runs_for_real(name):
     res = run_experiment(name, quick=True)
     assert isinstance(res["claim_direction_holds"], bool)

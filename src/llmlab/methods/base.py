@@ -1,4 +1,4 @@
-"""The method contract: ``async solve(query, roles) -> Solution``.
+"""The method contract: ``async solve(query, roles) -> Solution`` (contracts in :mod:`llmlab.core.contracts`).
 
 A :class:`Query` is what a task asks (chat messages, plus an optional answer extractor the task knows
 best); :class:`Roles` names the Models a method uses (``default`` always; MoA adds ``proposers`` and
@@ -9,80 +9,14 @@ extracted answer and a trace that tests and reports can inspect.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from llmlab.backends.base import GenerateRequest, Message
-from llmlab.backends.model import Model
+__all__ = ["Direct", "DirectConfig", "Extractor", "Method", "Query", "Roles", "Solution"]
+
+from llmlab.backends.base import GenerateRequest
 from llmlab.core.config import LabConfig, build_config
-from llmlab.core.errors import ConfigError
-
-Extractor = Callable[[str], "str | None"]
-
-
-@dataclass(frozen=True)
-class Query:
-    """A question for a method.
-
-    Args:
-        messages: The conversation to answer (last one a user turn).
-        extract: Maps a model's text to a canonical answer (for voting and scoring); ``None`` if absent.
-        metadata: Task-specific extras (item id, choices, ...). Never the ground truth: oracles are
-            passed separately so no selection policy can peek.
-    """
-
-    messages: tuple[Message, ...]
-    extract: Extractor | None = None
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-
-    @staticmethod
-    def from_text(text: str, *, system: str | None = None, extract: Extractor | None = None) -> Query:
-        msgs = (Message("system", system),) if system is not None else ()
-        return Query((*msgs, Message("user", text)), extract=extract)
-
-    @property
-    def text(self) -> str:
-        return self.messages[-1].content
-
-
-@dataclass
-class Solution:
-    """A method's answer: the final text, the extracted answer, and a trace of how it got there."""
-
-    text: str
-    answer: str | None = None
-    trace: dict[str, Any] = field(default_factory=dict)
-
-
-class Roles:
-    """Named Models. ``roles["judge"]`` falls back to ``default`` when a role was not given.
-
-    Example:
-        >>> r = Roles(Model("mock:echo"))
-        >>> r["aggregator"] is r.default
-        True
-    """
-
-    def __init__(self, default: Model, **named: Model | list[Model]) -> None:
-        self.default = default
-        self.named = named
-
-    def __getitem__(self, role: str) -> Model:
-        value = self.named.get(role, self.default)
-        if isinstance(value, list):
-            raise ConfigError(f"role '{role}' holds several models; use roles.many('{role}')")
-        return value
-
-    def many(self, role: str) -> list[Model]:
-        value = self.named.get(role, [self.default])
-        return value if isinstance(value, list) else [value]
-
-    def all_models(self) -> list[Model]:
-        out = [self.default]
-        for v in self.named.values():
-            out.extend(v if isinstance(v, list) else [v])
-        return out
+from llmlab.core.contracts import Extractor, Query, Roles, Solution
 
 
 class Method(ABC):

@@ -70,8 +70,9 @@ from llmlab.backends.base import GenerateRequest, Message
 from llmlab.backends.model import Model
 from llmlab.core.concurrency import gather
 from llmlab.core.config import LabConfig
+from llmlab.core.contracts import Query, Roles, Solution
 from llmlab.core.errors import ParseError
-from llmlab.methods.base import Method, Query, Roles, Solution
+from llmlab.methods.base import Method
 
 # -- prompts (paraphrases of the official ones; same structure and format tags) --------------------------
 

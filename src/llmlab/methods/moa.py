@@ -54,8 +54,9 @@ from llmlab.backends.base import GenerateRequest, GenerateResponse, Message
 from llmlab.backends.model import Model
 from llmlab.core.concurrency import gather
 from llmlab.core.config import LabConfig
+from llmlab.core.contracts import Query, Roles, Solution
 from llmlab.core.errors import BackendError, ConfigError, ContextWindowExceededError
-from llmlab.methods.base import Method, Query, Roles, Solution
+from llmlab.methods.base import Method
 
 # Our paraphrase of the official Aggregate-and-Synthesize prompt; same structure:
 # instruction paragraph, then the "Responses from models:" label the numbered references follow.

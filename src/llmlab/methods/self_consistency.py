@@ -33,9 +33,10 @@ from pydantic import Field
 
 from llmlab.core.concurrency import gather
 from llmlab.core.config import LabConfig, build_config
+from llmlab.core.contracts import Extractor, Query, Roles, Solution
 from llmlab.core.errors import ConfigError
-from llmlab.methods.base import Extractor, Method, Query, Roles, Solution
-from llmlab.tasks.math_answers import canonical_number, last_number
+from llmlab.grading.math_answers import canonical_number, last_number
+from llmlab.methods.base import Method
 
 
 class SelfConsistencyConfig(LabConfig):

@@ -8,32 +8,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from llmlab.core.config import LabConfig, build_config
-from llmlab.methods.base import Query, Roles
-
-
-@dataclass(frozen=True)
-class Item:
-    """One benchmark item: a stable id, the input, the reference, and extras."""
-
-    id: str
-    input: Any
-    target: Any
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Score:
-    """One item's score. ``value`` in [0, 1] for accuracy-like metrics; ``extracted`` is what was compared."""
-
-    value: float
-    correct: bool | None = None
-    extracted: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+from llmlab.core.contracts import Item, Query, Roles, Score
 
 
 class TaskConfig(LabConfig):

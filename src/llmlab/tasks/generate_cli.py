@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from collections.abc import Callable
@@ -21,14 +20,8 @@ from typing import Any
 import click
 
 from llmlab.core.config import parse_params
-from llmlab.core.errors import ConfigError, DataError, UnknownNameError
+from llmlab.core.errors import ConfigError, DataError
 
-GENERATORS: dict[str, str] = {
-    "natural_plan.trip": "llmlab.tasks.natural_plan:generate_trip",
-    "natural_plan.meeting": "llmlab.tasks.natural_plan:generate_meeting",
-    "natural_plan.calendar": "llmlab.tasks.natural_plan:generate_calendar",
-    "tot_semantic": "llmlab.tasks.test_of_time:generate_semantic",
-}
 # Written as {id: record} (the official NATURAL PLAN layout) rather than as a list.
 KEYED_BY_ID = {"natural_plan.trip", "natural_plan.meeting", "natural_plan.calendar"}
 
@@ -40,11 +33,11 @@ def load_generator(name: str) -> Callable[..., list[dict[str, Any]]]:
         UnknownNameError: ``name`` is not a generator (the message lists the available ones).
         ConfigError: Its module cannot be imported.
     """
-    if name not in GENERATORS:
-        raise UnknownNameError(f"Unknown generator '{name}'. Available: {', '.join(sorted(GENERATORS))}")
-    module, _, attr = GENERATORS[name].partition(":")
+    from llmlab.core.registry import GENERATORS
+
+    GENERATORS.raw(name)  # UnknownNameError with the available names
     try:
-        fn: Callable[..., list[dict[str, Any]]] = getattr(importlib.import_module(module), attr)
+        fn: Callable[..., list[dict[str, Any]]] = GENERATORS.get(name)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"generator '{name}' is not available ({exc})") from None
     return fn

@@ -7,14 +7,14 @@ and a last line ``#### <number>``. The files are found by :func:`llmlab.core.dat
 (``--data-dir`` / ``$LLMLAB_DATA_DIR`` / ``../shared/data`` / the cache / the official GitHub raw file).
 
 Scoring (spec ``evaluation.md`` §10.1): the reference is the number after ``####``; the prediction's final
-answer comes from :func:`llmlab.tasks.math_answers.extract_gsm8k_answer`, which takes an explicit marker
+answer comes from :func:`llmlab.grading.math_answers.extract_gsm8k_answer`, which takes an explicit marker
 (``####``, ``\boxed{}``, "the answer is") before it falls back to the last number; the two are compared
 numerically.
 
 Deliberate deviations:
 
 - Numeric equality is exact on fractions with a ``1e-6`` relative tolerance. The usual string match
-  after comma stripping would count "18.00" as wrong (see :mod:`llmlab.tasks.math_answers`).
+  after comma stripping would count "18.00" as wrong (see :mod:`llmlab.grading.math_answers`).
 - The zero-shot prompt asks for a final ``#### <number>`` line, the format of the dataset's own
   solutions. The paper fine-tunes and does not prompt. n-shot exemplars are the first ``n_shot``
   training problems, with the calculator annotations removed, given as user/assistant turns. On the
@@ -31,16 +31,16 @@ from typing import Any, Literal
 from pydantic import Field
 
 from llmlab.backends.base import Message
+from llmlab.core.contracts import Item, Query, Score
 from llmlab.core.errors import DataError
 from llmlab.core.jsonl import read_jsonl
-from llmlab.methods.base import Query
-from llmlab.tasks.base import Item, Score, Task, TaskConfig
-from llmlab.tasks.math_answers import (
+from llmlab.grading.math_answers import (
     NUMBER_RE,
     extract_gsm8k_answer,
     gsm8k_reference,
     numbers_equivalent,
 )
+from llmlab.tasks.base import Task, TaskConfig
 
 INSTRUCTION = (
     "Solve the following math word problem. Reason step by step. Then give the final answer on the last "

@@ -17,20 +17,11 @@ from llmlab.core.errors import ConfigError, MissingExtraError
 
 ARCHES = ["samba", "transformer", "swa", "mamba"]
 FFNS = ["swiglu", "drelu", "relu_gate"]
-EXPERIMENT_NAMES = ["drelu_vs_swiglu", "samba_extrapolation", "moe_gate_norm", "shiftadd_quant_ladder"]
-
-# Lab subcommands owned by other papers' modules, imported only when invoked ("module:attr").
-LAB_COMMANDS: dict[str, tuple[str, str]] = {
-    "discover": ("llmlab.training.discopop.cli:discover_cmd", "DiscoPOP: LLM-driven discovery of preference losses."),
-    "align": ("llmlab.training.discopop.cli:align_cmd", "DiscoPOP vs DPO reward-vs-KL experiment."),
-    "quantize": ("llmlab.models.shiftadd.cli:quantize_cmd", "ShiftAddLLM: quantize a model from `lab train`."),
-}
-
 
 class LabGroup(LazyGroup):
-    """The ``lab`` group: own commands plus lazily imported ones from other modules."""
+    """The ``lab`` group: own commands plus the registry's ``lab_command`` entries (other papers' modules)."""
 
-    lazy_commands = LAB_COMMANDS
+    registry_kind = "lab_command"
 
 
 def _plt() -> Any:
@@ -167,7 +158,7 @@ def train_cmd(params: tuple[str, ...], out: str | None, **kw: Any) -> None:
 
 
 @lab.command("experiment")
-@click.argument("name", type=click.Choice(EXPERIMENT_NAMES))
+@click.argument("name")
 @click.option("--quick", is_flag=True, help="Smaller models and fewer steps (minutes on 2 CPU cores).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Default runs/lab/<name>.")

@@ -512,22 +512,11 @@ def experiment_moe_gate_norm(quick: bool = False, seed: int = 0, data: Any = Non
     }
 
 
-EXPERIMENTS = {
-    "drelu_vs_swiglu": experiment_drelu_vs_swiglu,
-    "samba_extrapolation": experiment_samba_extrapolation,
-    "moe_gate_norm": experiment_moe_gate_norm,
-}
-
-
-# Experiments of other papers' modules that reuse this lab, imported only when run ("module:attr").
-LAZY_EXPERIMENTS = {
-    "shiftadd_quant_ladder": "llmlab.models.shiftadd.cli:experiment_quant_ladder",
-}
-
-
 def experiment_names() -> list[str]:
-    """Every experiment ``llmlab lab experiment`` can run."""
-    return [*EXPERIMENTS, *LAZY_EXPERIMENTS]
+    """Every experiment ``llmlab lab experiment`` can run (the registry's ``experiment`` entries)."""
+    from llmlab.core.registry import EXPERIMENTS
+
+    return EXPERIMENTS.names()
 
 
 def run_experiment(name: str, quick: bool = False, seed: int = 0) -> dict[str, Any]:
@@ -536,15 +525,9 @@ def run_experiment(name: str, quick: bool = False, seed: int = 0) -> dict[str, A
     Raises:
         ConfigError: For an unknown name.
     """
-    import importlib
+    from llmlab.core.registry import EXPERIMENTS
 
-    if name in EXPERIMENTS:
-        fn = EXPERIMENTS[name]
-    elif name in LAZY_EXPERIMENTS:
-        module, _, attr = LAZY_EXPERIMENTS[name].partition(":")
-        fn = getattr(importlib.import_module(module), attr)
-    else:
-        raise ConfigError(f"unknown experiment '{name}'. Available: {', '.join(experiment_names())}")
+    fn = EXPERIMENTS.get(name)
     t0 = time.perf_counter()
     res = fn(quick=quick, seed=seed)
     res["quick"] = quick
@@ -559,7 +542,6 @@ def save_json(obj: dict[str, Any], path: Path) -> None:
 
 
 __all__ = [
-    "EXPERIMENTS",
     "TrainConfig",
     "eval_windows",
     "evaluate",

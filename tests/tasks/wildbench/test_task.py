@@ -9,8 +9,8 @@ import pytest
 from llmlab.backends.base import GenerateRequest
 from llmlab.backends.mock import MockBackend
 from llmlab.backends.model import Model
+from llmlab.core.contracts import Roles
 from llmlab.core.errors import DataError, UnsupportedFeatureError
-from llmlab.methods.base import Roles
 from llmlab.tasks.wildbench.task import WildBench
 
 CONV = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llmlab.backends.base import Message
+from llmlab.core.contracts import Item, Query, Score
 from llmlab.core.errors import DataError
-from llmlab.methods.base import Query
-from llmlab.tasks.base import Item, Score, Task, TaskConfig
+from llmlab.tasks.base import Task, TaskConfig
 from llmlab.tasks.mmlu_redux.data import DATASET, LETTERS, SUBDIR, FileInfo, ReduxRow, load_redux, make_row
 from llmlab.tasks.mmlu_redux.prompts import DETECTION_INSTRUCTION, DETECTION_PROMPT, QA_PROMPT, _choices_block
 from llmlab.tasks.mmlu_redux.scoring import (

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from llmlab.backends.base import Message
+from llmlab.core.contracts import Item, Query, Score
 from llmlab.core.errors import DataError
-from llmlab.methods.base import Query
-from llmlab.tasks.base import Item, Score, Task, TaskConfig
+from llmlab.tasks.base import Task, TaskConfig
 from llmlab.tasks.natural_plan import prompts
 
 Record = dict[str, Any]

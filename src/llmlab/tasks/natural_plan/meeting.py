@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmlab.core.config import LabConfig, build_config
+from llmlab.core.contracts import Item, Score
 from llmlab.core.errors import ConfigError, DataError
-from llmlab.tasks.base import Item, Score
 from llmlab.tasks.natural_plan import prompts
 from llmlab.tasks.natural_plan.common import (
     IntRange,

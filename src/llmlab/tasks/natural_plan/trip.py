@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmlab.core.config import LabConfig, build_config
+from llmlab.core.contracts import Item, Score
 from llmlab.core.errors import ConfigError, DataError, ParseError
-from llmlab.tasks.base import Item, Score
 from llmlab.tasks.natural_plan import prompts
 from llmlab.tasks.natural_plan.common import (
     IntRange,

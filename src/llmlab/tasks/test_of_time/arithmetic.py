@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from llmlab.tasks.base import Item
+from llmlab.core.contracts import Item
 from llmlab.tasks.test_of_time.answers import parse_label
 from llmlab.tasks.test_of_time.base import _require, _ToTBase
 

@@ -14,9 +14,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from llmlab.core.contracts import Item, Query, Score
 from llmlab.core.errors import DataError
-from llmlab.methods.base import Query
-from llmlab.tasks.base import Item, Score, Task, TaskConfig
+from llmlab.tasks.base import Task, TaskConfig
 from llmlab.tasks.test_of_time.answers import _values_equal, canonical_answer, normalize_value
 
 

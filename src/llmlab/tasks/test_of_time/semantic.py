@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from llmlab.core.config import LabConfig, build_config
+from llmlab.core.contracts import Item, Score
 from llmlab.core.errors import ConfigError, DataError
-from llmlab.tasks.base import Item, Score
 from llmlab.tasks.test_of_time.answers import normalize_semantic, parse_answer
 from llmlab.tasks.test_of_time.base import _breakdown, _require, _ToTBase
 from llmlab.tasks.test_of_time.prompts import FACT_TEMPLATE, SEMANTIC_PROMPT

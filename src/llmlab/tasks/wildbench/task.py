@@ -7,10 +7,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from llmlab.core.contracts import Item, Query, Roles, Score
 from llmlab.core.errors import DataError, UnsupportedFeatureError
 from llmlab.core.jsonl import read_jsonl
-from llmlab.methods.base import Query, Roles
-from llmlab.tasks.base import Item, Score, Task, TaskConfig
+from llmlab.tasks.base import Task, TaskConfig
 from llmlab.tasks.wildbench.parsing import parse_choice, parse_score
 from llmlab.tasks.wildbench.prompts import EMPTY_MARK, _output_text, build_pairwise_prompt, build_score_prompt
 from llmlab.tasks.wildbench.rewards import (

@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import pytest
 
-from llmlab.tasks.math_answers import (
+from llmlab.grading.math_answers import (
     canonical_math_answer,
     canonical_number,
     extract_gsm8k_answer,
