@@ -78,8 +78,8 @@ def last_user_text(request: GenerateRequest) -> str:
     assert request.messages is not None
     for m in reversed(request.messages):
         if m.role == "user":
-            return m.content
-    return request.messages[-1].content if request.messages else ""
+            return m.text
+    return request.messages[-1].text if request.messages else ""
 
 
 class MockBackend(Backend):
@@ -244,4 +244,4 @@ class MockBackend(Backend):
         if request.prompt is not None:
             return max(1, len(request.prompt.split()))
         assert request.messages is not None
-        return max(1, sum(len(m.content.split()) for m in request.messages))
+        return max(1, sum(len(m.text.split()) for m in request.messages))

@@ -77,10 +77,9 @@ class Query:
     @property
     def text(self) -> str:
         """The last message's text (its text parts joined when it has images)."""
-        content = self.messages[-1].content
-        if isinstance(content, str):
-            return content
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, Mapping) and p.get("type") == "text")
+        from llmlab.backends.base import content_text
+
+        return content_text(self.messages[-1].content)
 
 
 @dataclass

@@ -93,7 +93,7 @@ def inject_references(
         return msgs
     block = template + "".join(f"\n{i}. {ref}" for i, ref in enumerate(references, start=1))
     if msgs and msgs[0].role == "system":
-        return (Message("system", msgs[0].content + "\n\n" + block), *msgs[1:])
+        return (Message("system", msgs[0].text + "\n\n" + block), *msgs[1:])
     return (Message("system", block), *msgs)
 
 
