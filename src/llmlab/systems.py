@@ -58,7 +58,19 @@ SYSTEMS: tuple[System, ...] = (
            "selection accuracy and oracle pass@k kept apart; tree identical to official in 120 runs", (
                P("method", "mcts_sr", "llmlab.methods.mcts_sr:MCTSr"),
            )),
-    System("TextGrad", "2406.07496", "method", "zou-group/textgrad", "methods/textgrad/", "planned"),
+    System("TextGrad", "2406.07496", "method", "zou-group/textgrad", "methods/textgrad/", "partial",
+           "graph, concurrent backward, TGD; protocols 1-2; see docs/textgrad.md for what is missing", (
+               P("method", "textgrad", "llmlab.methods.textgrad.method:TextGrad"),
+               P("task", "bbh_object_counting", "llmlab.tasks.bbh:BBHObjectCounting"),
+               P("task", "bbh_word_sorting", "llmlab.tasks.bbh:BBHWordSorting"),
+               P("command", "textgrad", "llmlab.methods.textgrad.cli:textgrad",
+                 "TextGrad: optimize a task's system prompt or LeetCode solutions."),
+               P("dataset", "bbh", {
+                   f"bbh/{name}.json": "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/"
+                                       f"{name}.json"
+                   for name in ("object_counting", "word_sorting")
+               }),
+           )),
     System("Husky", "2406.06469", "method", "agent-husky/Husky-v1", "methods/husky.py", "planned"),
     System("OmegaPRM", "2406.06592", "method", "(none; openr reimplementation)", "methods/omega_prm.py", "planned"),
     System("Black-box confidence", "2406.04370", "method", "(none)", "methods/confidence.py", "planned"),
