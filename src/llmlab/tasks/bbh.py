@@ -58,10 +58,10 @@ SPLITS = {"train": (0, 50), "val": (50, 150), "test": (150, 250), "all": (0, 250
 
 
 def parse_integer_answer(answer: str | None, only_first_line: bool = False) -> int | None:
-    """The official (DSPy) integer parser; ``None`` where it would fall back to 0.
+    r"""The official (DSPy) integer parser; ``None`` where it would fall back to 0.
 
     Example:
-        >>> parse_integer_answer("So I have 3 + 4 = 7 things.\\nAnswer: 7."), parse_integer_answer("none")
+        >>> parse_integer_answer("So I have 3 + 4 = 7 things.\nAnswer: 7."), parse_integer_answer("none")
         (7, None)
     """
     if answer is None:
@@ -78,10 +78,10 @@ _WORD_RE = re.compile(r"[^\W\d_][\w'-]*|\d+", re.UNICODE)
 
 
 def sorted_words(answer: str | None) -> list[str] | None:
-    """The words of a word-sorting answer: after the last ``Answer:``, else the last non-empty line.
+    r"""The words of a word-sorting answer: after the last ``Answer:``, else the last non-empty line.
 
     Example:
-        >>> sorted_words("Thinking...\\nAnswer: apple, Banana")
+        >>> sorted_words("Thinking...\nAnswer: apple, Banana")
         ['apple', 'banana']
     """
     if answer is None:
@@ -107,7 +107,7 @@ class BBHConfig(TaskConfig):
         judge: Word sorting only: score with the ``judge`` role (the official protocol) instead of exact match.
     """
 
-    split: Literal["train", "val", "test", "all"] = "test"  # type: ignore[assignment]
+    split: Literal["train", "val", "test", "all"] = "test"
     system_prompt: str | None = None
     judge: bool = False
 
@@ -131,7 +131,7 @@ class _BBH(Task):
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DataError(f"{path}: not a BBH task file with 'examples' ({exc})") from None
         for i, ex in enumerate(examples):
-            if not isinstance(ex, dict) or not isinstance(ex.get("input"), str) or not isinstance(ex.get("target"), str):
+            if not (isinstance(ex, dict) and isinstance(ex.get("input"), str) and isinstance(ex.get("target"), str)):
                 raise DataError(f"{path}: example {i} needs string 'input' and 'target'")
         return list(examples)
 
@@ -160,10 +160,10 @@ class _BBH(Task):
 
 
 class BBHObjectCounting(_BBH):
-    """BBH object counting, integer answers parsed as the official code does.
+    r"""BBH object counting, integer answers parsed as the official code does.
 
     Example:
-        >>> BBHObjectCounting().score(Item("x", "How many?", "8"), "I count eight.\\nAnswer: 8").correct
+        >>> BBHObjectCounting().score(Item("x", "How many?", "8"), "I count eight.\nAnswer: 8").correct
         True
     """
 

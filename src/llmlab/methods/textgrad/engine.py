@@ -147,7 +147,8 @@ def as_engine(engine: EngineLike) -> Engine:
         return engine
     if isinstance(engine, (Model, str)):
         return Engine(engine)
-    raise ConfigError(f"an engine must be a Model, a model spec string or a textgrad Engine, got {type(engine).__name__}")
+    raise ConfigError(
+        f"an engine must be a Model, a model spec string or a textgrad Engine, got {type(engine).__name__}")
 
 
 get_engine = as_engine  # textgrad's name: ``tg.get_engine("openai:gpt-4o@http://...")``
@@ -224,10 +225,16 @@ def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
     errors: list[BaseException] = []
     ctx = contextvars.copy_context()
 
+    def fresh_loop() -> T:
+        import sniffio
+
+        sniffio.current_async_library_cvar.set(None)  # the copied context says "asyncio is running"
+        return run_sync(coro)
+
     def target() -> None:
         try:
-            result.append(ctx.run(run_sync, coro))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            result.append(ctx.run(fresh_loop))
+        except BaseException as exc:
             errors.append(exc)
 
     t = threading.Thread(target=target)

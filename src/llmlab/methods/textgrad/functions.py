@@ -1,5 +1,6 @@
-"""TextGrad ops: :class:`LLMCall`, :class:`FormattedLLMCall`, :class:`Sum` (``tg.sum``), :class:`Aggregate`,
-:class:`StringBasedFunction`. Each forward records a ``grad_fn``; each backward adds feedback to the inputs.
+r"""TextGrad ops: LLMCall, FormattedLLMCall, Sum (``tg.sum``), Aggregate, StringBasedFunction.
+
+Each forward records a ``grad_fn``; each backward adds feedback to the inputs.
 
 LLMCall backward (paper §2, "backpropagation through an LLM call"): one backward-engine call per input that
 requires grad. When the output has no feedback yet (it is the loss) the *base* prompt asks for criticism
@@ -11,7 +12,7 @@ Deviations from textgrad 0.1.8, each on purpose:
 - ``Sum`` gives each input the combined feedback **once**. The official ``_backward_idempotent`` adds two
   identical feedback Variables to every input, so the optimizer sees the feedback twice; and when the sum
   itself has no feedback (``tg.sum(losses).backward()``), it adds two empty strings whose joined text is
-  ``"\\n"``, which is not ``""``, so the next LLM backward takes the *chain* prompt with empty feedback. Here
+  ``"\n"``, which is not ``""``, so the next LLM backward takes the *chain* prompt with empty feedback. Here
   a sum without feedback passes nothing on: its inputs are then roots and take the base prompt.
 - ``Aggregate`` gives the combined feedback to **every** input (the official loop is mis-indented and only
   the last input receives it), and marks them with its reduce group even when it has no feedback itself.
@@ -99,7 +100,7 @@ class LLMCall(Function):
         response.set_grad_fn(BackwardContext("LLMCall.backward", grad_fn))
         return response
 
-    async def aforward(self, input_variable: Variable,  # type: ignore[override]
+    async def aforward(self, input_variable: Variable,
                        response_role_description: str = VARIABLE_OUTPUT_DEFAULT_ROLE) -> Variable:
         """Call the LLM on ``input_variable``; the response's predecessors are [system prompt, input]."""
         return await self._call(input_variable.value, [input_variable], response_role_description)
@@ -143,11 +144,11 @@ class LLMCall(Function):
 
 
 class FormattedLLMCall(LLMCall):
-    """An LLM call whose prompt is ``format_string`` filled with named input Variables.
+    r"""An LLM call whose prompt is ``format_string`` filled with named input Variables.
 
     Args:
         engine: The engine.
-        format_string: A ``str.format`` template, e.g. ``"{question}\\nAnswer: {prediction}"``.
+        format_string: A ``str.format`` template, e.g. ``"{question}\nAnswer: {prediction}"``.
         fields: The field names the forward pass must receive (a mapping, as the official API; values unused).
         system_prompt: An optional system-prompt Variable.
         prompts: The backward prompt templates.
@@ -188,7 +189,7 @@ class Sum(Function):
     def __init__(self, prompts: TextGradPrompts | None = None) -> None:
         self.prompts = prompts if prompts is not None else DEFAULT_PROMPTS
 
-    def forward(self, variables: Sequence[Variable]) -> Variable:  # type: ignore[override]
+    def forward(self, variables: Sequence[Variable]) -> Variable:
         """No LLM call: the sum is built synchronously."""
         if not variables:
             raise ConfigError("tg.sum needs at least one Variable")
@@ -202,7 +203,7 @@ class Sum(Function):
         total.set_grad_fn(BackwardContext("Sum.backward", grad_fn))
         return total
 
-    async def aforward(self, variables: Sequence[Variable]) -> Variable:  # type: ignore[override]
+    async def aforward(self, variables: Sequence[Variable]) -> Variable:
         return self.forward(variables)
 
     def backward(self, summation: Variable, order: int) -> None:
@@ -217,7 +218,7 @@ class Sum(Function):
             _extend_meta(v, summation._reduce_meta)
 
 
-def sum(variables: Sequence[Variable]) -> Variable:  # noqa: A001 - textgrad's public name
+def sum(variables: Sequence[Variable]) -> Variable:
     """``tg.sum(losses)``: the concatenation of ``variables`` (see :class:`Sum`)."""
     return Sum().forward(variables)
 
@@ -232,7 +233,7 @@ class Aggregate(Function):
     def __init__(self, prompts: TextGradPrompts | None = None) -> None:
         self.prompts = prompts if prompts is not None else DEFAULT_PROMPTS
 
-    def forward(self, variables: Sequence[Variable]) -> Variable:  # type: ignore[override]
+    def forward(self, variables: Sequence[Variable]) -> Variable:
         if not variables:
             raise ConfigError("Aggregate needs at least one Variable")
         p = self.prompts
@@ -259,7 +260,7 @@ class Aggregate(Function):
         agg.set_grad_fn(BackwardContext("Aggregate.backward", grad_fn))
         return agg
 
-    async def aforward(self, variables: Sequence[Variable]) -> Variable:  # type: ignore[override]
+    async def aforward(self, variables: Sequence[Variable]) -> Variable:
         return self.forward(variables)
 
 
@@ -283,7 +284,7 @@ class StringBasedFunction(Function):
         self.function_purpose = function_purpose
         self.prompts = prompts if prompts is not None else DEFAULT_PROMPTS
 
-    async def aforward(self, inputs: Mapping[str, Variable],  # type: ignore[override]
+    async def aforward(self, inputs: Mapping[str, Variable],
                        response_role_description: str | None = None) -> Variable:
         """Run the function; its output Variable has the inputs as predecessors."""
         out = self.fn(**inputs)

@@ -1,7 +1,7 @@
-"""TextGrad losses: LLM evaluations as graph nodes (paper §2, "textual loss").
+r"""TextGrad losses: LLM evaluations as graph nodes (paper §2, "textual loss").
 
 - :class:`TextLoss`: the evaluation instruction is the system prompt, the variable the user content.
-- :class:`MultiFieldEvaluation`: ``"{instruction}\\n**role 1**: {v1}\\n..."``; like the official one, it sets
+- :class:`MultiFieldEvaluation`: ``"{instruction}\n**role 1**: {v1}\n..."``; like the official one, it sets
   each input's role description to the given one.
 - :class:`MultiFieldTokenParsedEvaluation`: the same, with the verdict parsed between tags.
 - :class:`MultiChoiceTestTime`: the test-time loss of solution optimization.
@@ -85,7 +85,8 @@ class MultiFieldEvaluation(Module):
         self.system_prompt = system_prompt if system_prompt is not None else Variable(
             MULTI_FIELD_SYSTEM_PROMPT, requires_grad=False, role_description="system prompt for the evaluation")
         self.keys = [f"f{i}" for i in range(len(self.role_descriptions))]
-        lines = ["{instruction}"] + [f"**{r}**: {{{k}}}" for r, k in zip(self.role_descriptions, self.keys, strict=True)]
+        pairs = zip(self.role_descriptions, self.keys, strict=True)
+        lines = ["{instruction}"] + [f"**{r}**: {{{k}}}" for r, k in pairs]
         self.format_string = "\n".join(lines)
         self.formatted_llm_call = FormattedLLMCall(self.engine, self.format_string, ["instruction", *self.keys],
                                                    self.system_prompt, prompts)

@@ -120,7 +120,8 @@ class TGD(Optimizer):
         if gradient_memory < 0 or max_tag_retries < 0:
             raise ConfigError("gradient_memory and max_tag_retries must be >= 0")
         self.prompts = prompts if prompts is not None else DEFAULT_PROMPTS
-        tags = list(new_variable_tags) if new_variable_tags is not None else ["<IMPROVED_VARIABLE>", "</IMPROVED_VARIABLE>"]
+        default_tags = ["<IMPROVED_VARIABLE>", "</IMPROVED_VARIABLE>"]
+        tags = list(new_variable_tags) if new_variable_tags is not None else default_tags
         if len(tags) != 2 or not all(tags):
             raise ConfigError(f"new_variable_tags must be [start, end], got {tags}")
         self.new_variable_tags = tags

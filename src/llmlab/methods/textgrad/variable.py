@@ -21,7 +21,7 @@ import subprocess
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -103,7 +103,7 @@ class Variable:
             )
         self.value: str = str(value)
         self.role_description: str = str(role_description)
-        self.requires_grad = requires_grad
+        self.requires_grad: bool = requires_grad
         self.predecessors: list[Variable] = preds
         self.gradients: list[Variable] = []
         self.gradients_context: dict[Variable, dict[str, str] | None] = {}
