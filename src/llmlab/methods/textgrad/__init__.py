@@ -49,6 +49,7 @@ Example:
 
 from __future__ import annotations
 
+from llmlab.methods.textgrad import autograd
 from llmlab.methods.textgrad.engine import (
     CallEntry,
     CallLog,
@@ -115,6 +116,7 @@ __all__ = [
     "TextualGradientDescentwithMomentum",
     "Variable",
     "as_engine",
+    "autograd",
     "backward_engine",
     "between_tags",
     "call_log",
