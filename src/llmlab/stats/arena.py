@@ -705,8 +705,10 @@ def _ci(samples: np.ndarray, quantiles: tuple[float, float]) -> tuple[np.ndarray
         if col.size == 0:
             lo[k] = hi[k] = np.nan
             continue
-        method = "linear" if np.isfinite(col).all() else "inverted_cdf"
-        lo[k], hi[k] = np.quantile(col, quantiles, method=method)
+        if np.isfinite(col).all():
+            lo[k], hi[k] = np.quantile(col, list(quantiles))
+        else:
+            lo[k], hi[k] = np.quantile(col, list(quantiles), method="inverted_cdf")
     return lo, hi
 
 
