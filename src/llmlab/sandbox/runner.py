@@ -418,7 +418,7 @@ async def run(files: Mapping[str, str | bytes], command: list[str], *, timeout: 
         >>> from llmlab.core.concurrency import run_sync
         >>> r = run_sync(run({"a.sh": "echo hi"}, ["sh", "a.sh"]))
         >>> (r.exit_code, r.stdout)
-        (0, 'hi\\n')
+        (0, 'hi\n')
     """
     async with _get_limiter():
         return await anyio.to_thread.run_sync(
