@@ -70,6 +70,10 @@ SYSTEMS: tuple[System, ...] = (
                                        f"{name}.json"
                    for name in ("object_counting", "word_sorting")
                }),
+               P("dataset", "leetcode-hard", {
+                   "leetcode_with_tests.jsonl": "https://raw.githubusercontent.com/vinid/data/"
+                                                "835ce8d8fa42d7b51c963e2430777f6acbe96c00/leetcode_with_tests.jsonl",
+               }),
            )),
     System("Husky", "2406.06469", "method", "agent-husky/Husky-v1", "methods/husky.py", "planned"),
     System("OmegaPRM", "2406.06592", "method", "(none; openr reimplementation)", "methods/omega_prm.py", "planned"),
