@@ -1,12 +1,13 @@
 """Protocol 3, code optimization on LeetCode-Hard (paper §3.1).
 
-Official: ``evaluation/code_optimization/leetcode_testtime_with_supervision.py``. Per problem: a zero-shot
-solution (a "python code only" system prompt; the first fenced block is the code), then up to
-``iterations`` rounds of: run the problem's tests on the code in the sandbox (:func:`llmlab.sandbox.run`, no network, limits), a test-time loss that reads the problem, the code and the
-test report and criticises the code (without writing a new one), backward, and a TGD step under the
-constraints "Do not add asserts to the code" and "Code must contain imports". As the official loop, it
-stops early once all tests pass after the first round (official: ``1 + MAX_ITERS`` rounds, MAX_ITERS = 4).
-The problems run ``concurrency`` at a time.
+Official: ``evaluation/code_optimization/leetcode_testtime_with_supervision.py``. Per problem: a
+zero-shot solution (a "python code only" system prompt; the first fenced block is the code), then up to
+``iterations`` rounds of: run the problem's tests on the code in the sandbox (:func:`llmlab.sandbox.run`:
+no network, limits), a test-time loss that reads the problem, the code and the test report and criticises
+the code (without writing a new one), backward, and a TGD step under the constraints "Do not add asserts
+to the code" and "Code must contain imports". As the official loop, it stops early once all tests pass
+after the first round (official: ``1 + MAX_ITERS`` rounds, MAX_ITERS = 4). The problems run
+``concurrency`` at a time.
 
 The test report has the official layout in our words: the passing asserts, then each failing assert with
 the output it got (the left side of ``==`` is evaluated) and the expected value, or the exception raised.
