@@ -192,3 +192,23 @@ def test_cache_key_includes_sampling_parameters(tmp_path: object) -> None:
     assert len(keys) == 2
     r: GenerateRequest = hot.request("p", "s", sample_index=0)
     assert r.temperature == 0.7 and r.max_tokens == 2000
+
+
+def test_set_backward_engine_is_per_context() -> None:
+    import contextvars
+
+    model, backend = scripted()
+
+    def notebook() -> None:
+        tg.set_backward_engine(model)
+        with pytest.raises(ConfigError, match="already set"):
+            tg.set_backward_engine(model)
+        tg.set_backward_engine(model, override=True)
+        answer = tg.Variable("draft", role_description="answer")
+        tg.TextLoss("Critique.")(answer).backward()
+        tg.TGD(parameters=[answer]).step()
+        assert answer.value.startswith("improved-")
+
+    contextvars.copy_context().run(notebook)
+    assert tg.current_backward_engine() is None  # not a process-wide singleton
+    assert kinds(backend) == ["forward", "backward", "optimizer"]
