@@ -228,3 +228,16 @@ def test_sync_api_inside_a_running_loop() -> None:
         return tg.BlackboxLLM(model)(x).value
 
     assert anyio.run(main).startswith("out-")
+
+
+def test_a_failed_backward_call_raises_itself() -> None:
+    """A backend error inside the concurrent pass surfaces as that error (the runner records it per item)."""
+    from llmlab.backends.mock import FailurePlan
+    from llmlab.backends.model import RetryPolicy
+    from llmlab.core.errors import BackendError
+
+    model = Model(MockBackend(["x"], failures=FailurePlan(fail_500=1.0)), retry=RetryPolicy(max_retries=0))
+    losses = [tg.TextLoss("Grade.", engine="mock:echo")(tg.Variable(f"v{i}", role_description="answer"))
+              for i in range(3)]
+    with pytest.raises(BackendError, match="injected HTTP 500"):
+        tg.sum(losses).backward(model)

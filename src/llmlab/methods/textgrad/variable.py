@@ -234,16 +234,21 @@ class Variable:
             for p in v.predecessors:
                 pending[id(p)] += 1
 
-        async with anyio.create_task_group() as tg:
+        try:
+            async with anyio.create_task_group() as tg:
 
-            async def run(v: Variable) -> None:
-                await _visit(v, backward_engine, rank[id(v)], True)
-                for p in v.predecessors:
-                    pending[id(p)] -= 1
-                    if pending[id(p)] == 0:
-                        tg.start_soon(run, p)
+                async def run(v: Variable) -> None:
+                    await _visit(v, backward_engine, rank[id(v)], True)
+                    for p in v.predecessors:
+                        pending[id(p)] -= 1
+                        if pending[id(p)] == 0:
+                            tg.start_soon(run, p)
 
-            tg.start_soon(run, self)
+                tg.start_soon(run, self)
+        except BaseExceptionGroup as group:  # one failed call: raise it as itself (the runner handles it)
+            from llmlab.core.concurrency import first_error
+
+            raise first_error(group) from None
 
     def graph(self, path: str | Path | None = None, *, print_gradients: bool = False) -> str:
         """The computation graph ending here as Graphviz DOT text; with ``path``, also files.
