@@ -64,6 +64,7 @@ SYSTEMS: tuple[System, ...] = (
                P("method", "textgrad", "llmlab.methods.textgrad.method:TextGrad"),
                P("task", "bbh_object_counting", "llmlab.tasks.bbh:BBHObjectCounting"),
                P("task", "bbh_word_sorting", "llmlab.tasks.bbh:BBHWordSorting"),
+               P("task", "gpqa", "llmlab.tasks.gpqa:GPQA"),
                P("command", "textgrad", "llmlab.methods.textgrad.cli:textgrad",
                  "TextGrad: optimize a task's system prompt or LeetCode solutions."),
                P("dataset", "bbh", {
