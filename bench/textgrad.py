@@ -110,7 +110,7 @@ def main() -> None:
     ap.add_argument("--official-python", default=os.environ.get("LLMLAB_TEXTGRAD_OFFICIAL", "/tmp/tg-venv/bin/python"))
     ap.add_argument("--latency", type=float, default=0.2)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     n_calls = 4 * args.batch + 1
     critical = CRITICAL_CALLS * args.latency

@@ -59,8 +59,8 @@ SYSTEMS: tuple[System, ...] = (
                P("method", "mcts_sr", "llmlab.methods.mcts_sr:MCTSr"),
            )),
     System("TextGrad", "2406.07496", "method", "zou-group/textgrad", "methods/textgrad/", "partial",
-           "3 protocols on scripted models; parity with 0.1.8; 4.1x textgrad; critical-path goal and real-model "
-           "runs missing", (
+           "3 protocols on scripted models; parity with 0.1.8; 3.5-4.1x textgrad (goal 4x) on a loaded VM; "
+           "no real-model runs", (
                P("method", "textgrad", "llmlab.methods.textgrad.method:TextGrad"),
                P("task", "bbh_object_counting", "llmlab.tasks.bbh:BBHObjectCounting"),
                P("task", "bbh_word_sorting", "llmlab.tasks.bbh:BBHWordSorting"),
