@@ -157,3 +157,13 @@ def test_documented_differences_are_what_we_think(official: dict[str, Any]) -> N
     assert len(loss_calls) == 2
     assert all(CHAIN["official"] in c["user"] and not FB.findall(sc.first_tag(c["user"], "OBJECTIVE_FUNCTION"))
                for c in loss_calls)
+
+
+def test_system_prompts_name_the_same_tags(official: dict[str, Any]) -> None:
+    """The backward and optimizer system prompts are ours in wording, the official ones in tags."""
+    for name in sc.SCENARIOS:
+        ours = run_ours(name)
+        for kind in ("backward", "optimizer"):
+            t = {tuple(re.findall(r"<([A-Z_/]+)>", c["system"])) for c in official[name] if c["kind"] == kind}
+            o = {tuple(re.findall(r"<([A-Z_/]+)>", c["system"])) for c in ours if c["kind"] == kind}
+            assert t == o, (name, kind, t, o)
