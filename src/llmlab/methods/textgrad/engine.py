@@ -12,6 +12,11 @@ Sampling and the cache (official #107): the official engines cache on ``system_p
 two identical prompts at temperature > 0 return one sample. Here each request carries its sampling
 parameters, and at temperature > 0 the k-th identical (system, prompt) pair an engine sends carries
 ``sample_index = k``, so a cached run still draws distinct samples (and replays them in order on resume).
+
+Other deviations, on purpose: a call without a system prompt sends no system message (the official engines
+send "You are a helpful, creative, and smart assistant."; ``Engine(default_system_prompt=...)`` restores
+it), and an engine passed explicitly is used even when a backward engine is set (the official
+``backward(engine)`` raises when both are set).
 """
 
 from __future__ import annotations

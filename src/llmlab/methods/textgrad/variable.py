@@ -12,6 +12,18 @@ siblings at one depth and the B items of a batch run at once, and a node's per-p
 too. Feedback is kept in a deterministic order (the serial order of the nodes that produced it), so a
 concurrent pass gives exactly the gradients of the serial one (``concurrent=False``) with an
 order-independent engine.
+
+Deviations from textgrad 0.1.8, each on purpose:
+
+- ``gradients`` is a list in a fixed order, and ``predecessors`` a list without duplicates (official: sets,
+  whose order changes between runs and decides the order of the feedback the optimizer reads).
+- Bad input is one :class:`~llmlab.core.errors.ConfigError` line: a missing role description (official: a
+  ``TypeError`` for the missing keyword), the requires_grad invariant, a cycle, and ``backward()`` on a graph
+  where nothing but the root requires grad (official: runs and updates nothing).
+- ``gradients_context`` is read with ``.get``, so feedback without a context is ``None`` also after
+  ``reset_gradients`` (the official reset turns its defaultdict into a plain dict: a later lookup of a
+  context-less gradient raises KeyError).
+- Images (``bytes`` values) are not supported.
 """
 
 from __future__ import annotations
