@@ -13,7 +13,8 @@ Unlike the official loop, the B answers and losses of a batch run at once, the b
 once (:mod:`.variable`), and the evaluations run ``concurrency`` items at once. Reported accuracies come from
 the task's scorer (exact match), also for word sorting, whose training loss is the LLM judge; the official
 script reports the judge's verdicts. Batches are drawn from our own seeded shuffle, so the batch order is not
-the official one.
+the official one. For GSM8K the string loss and the accuracy use the GSM8K task's numeric scorer (official:
+the BBH integer parser, which reads "3.5" as 3).
 """
 
 from __future__ import annotations
