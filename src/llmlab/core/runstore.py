@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS calls (
     retries INTEGER,
     error TEXT,
     PRIMARY KEY (item_id, seq)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blobs (sha256 TEXT PRIMARY KEY, mime TEXT, data BLOB);
 """
 # Columns added after the first stores were written: (name, SQL type) → ALTER TABLE on open.

@@ -18,7 +18,7 @@ import click
 
 from llmlab.core.errors import ConfigError, DataError
 from llmlab.core.runstore import ItemRow, RunStore
-from llmlab.stats.inference import Estimate, PairedComparison, mean_se, paired_compare
+from llmlab.stats.inference import Z95, Estimate, PairedComparison, mean_se, paired_compare
 
 METRICS = ("score", "accuracy")
 
@@ -115,8 +115,8 @@ class RunComparison:
         if d.se is None:
             lines.append(f"  A − B = {d.mean:+.4f} (no SE: {d.n} item(s))")
         else:
-            cl = f", clustered over {d.n_clusters} questions" if d.clustered else ""
-            lines.append(f"  A − B = {d.mean:+.4f} ± {1.959963984540054 * d.se:.4f}  "
+            cl = f", {d.n} items in {d.n_clusters} clusters" if d.clustered else ""
+            lines.append(f"  A − B = {d.mean:+.4f} ± {Z95 * d.se:.4f}  "
                          f"(95% CI {d.ci_low:+.4f} to {d.ci_high:+.4f}; SE {d.se:.4f}{cl})")
         if r.t is not None and r.t_p is not None:
             lines.append(f"  paired t = {r.t:.3f}, p = {r.t_p:.4g}")
@@ -189,9 +189,8 @@ def render_estimates(estimates: dict[str, Estimate]) -> list[tuple[str, str]]:
         if e.se is None:
             rows.append((f"{metric} ± 95% CI", e.fmt(4)))
             continue
-        cl = f", clustered over {e.n_clusters} questions" if e.clustered else ""
-        rows.append((f"{metric} ± 95% CI",
-                     f"{e.fmt(4)}  [{e.ci_low:.4f}, {e.ci_high:.4f}]  SE {e.se:.4f}, n={e.n}{cl}"))
+        cl = f" in {e.n_clusters} clusters" if e.clustered else ""
+        rows.append((f"{metric} ± 95% CI", f"{e.fmt(4)} [{e.ci_low:.4f}, {e.ci_high:.4f}], SE {e.se:.4f}, n={e.n}{cl}"))
     return rows
 
 
