@@ -70,6 +70,24 @@ class Look(Method):
 
 METHODS.register("look", Look)
 
+KEPT: list[Solution] = []
+
+
+class Keep(Method):
+    """Direct, keeping each Solution object so a test can see what the runner filled in."""
+
+    name = "keep"
+    Config = LookConfig
+
+    async def solve(self, query: Query, roles: Roles) -> Solution:
+        text = await roles.default.chat(list(query.messages), temperature=0.0)
+        sol = Solution(text, text.strip())
+        KEPT.append(sol)
+        return sol
+
+
+METHODS.register("keep", Keep)
+
 
 class VisionMock(MockBackend):
     """The mock with image inputs allowed (the stock mock refuses them)."""
@@ -95,6 +113,13 @@ def worse(request: Any, index: int) -> str:
     return "wrong" if k in (1, 2) else str(2 * k)
 
 
+def crash(request: Any, index: int) -> str:
+    k = int(request.messages[-1].text.split()[-1])
+    if k == 2:
+        raise RuntimeError("the model exploded on question 2")
+    return str(2 * k)
+
+
 def _spec(tmp_path: Path, run_id: str, fn: str = "good", **kw: Any) -> EvalSpec:
     base: dict[str, Any] = dict(task="rephrased", method="direct", model_spec=f"mock:py=tests.stats.test_runs:{fn}",
                                 runs_dir=str(tmp_path), run_id=run_id, concurrency=3)
@@ -103,7 +128,7 @@ def _spec(tmp_path: Path, run_id: str, fn: str = "good", **kw: Any) -> EvalSpec:
 
 
 def test_eval_stores_each_items_transcript_and_fills_solution_calls(tmp_path: Path) -> None:
-    s = run_eval(_spec(tmp_path, "a"))
+    s = run_eval(_spec(tmp_path, "a", method="keep"))
     store = RunStore(tmp_path / "a", readonly=True)
     assert store.n_transcribed() == 12 == s.calls
     (call,) = store.calls("2-1")
@@ -115,6 +140,10 @@ def test_eval_stores_each_items_transcript_and_fills_solution_calls(tmp_path: Pa
     assert row is not None and row.cluster == "2" and row.target == 4
     assert row.query == [{"role": "user", "content": "rephrasing 1: double 2"}]
     store.close()
+    # the runner filled Solution.calls from the same recorder
+    (sol,) = [x for x in KEPT if x.text == "4" and x.calls and "rephrasing 1" in str(x.calls[0].request)]
+    (trace,) = sol.calls
+    assert trace.request == call.request and trace.response == call.response and trace.model == "mock-good"
 
 
 def test_no_transcripts_keeps_rows_but_no_calls(tmp_path: Path) -> None:
@@ -223,3 +252,17 @@ def test_single_eval_is_unchanged(tmp_path: Path, capsys: Any) -> None:
                  "--run-id", "one", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "run one" in out and "eval matrix" not in out and [p.name for p in tmp_path.iterdir()] == ["one"]
+
+
+def test_an_item_that_raised_keeps_its_traceback_and_the_failed_call(tmp_path: Path) -> None:
+    s = run_eval(_spec(tmp_path, "a", fn="crash"))
+    assert s.n_errors == 3 and s.estimates["accuracy"].n == 9
+    store = RunStore(tmp_path / "a", readonly=True)
+    row = store.row("2-1")
+    assert row is not None and row.error is not None and row.error.startswith("RuntimeError")
+    assert row.traceback is not None and "the model exploded" in row.traceback and "Traceback" in row.traceback
+    assert row.query == [{"role": "user", "content": "rephrasing 1: double 2"}]
+    (call,) = store.calls("2-1")
+    assert call.response is None and call.error == "RuntimeError: the model exploded on question 2"
+    assert call.request["messages"][0]["content"] == "rephrasing 1: double 2"
+    store.close()

@@ -100,3 +100,24 @@ def test_missing_runs_dir_is_one_line(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="does not exist"):
         create_viewer(tmp_path / "none")
+
+
+def test_a_real_eval_is_viewable_with_its_image(tmp_path: Path) -> None:
+    """Runner → store → viewer: the question, the verdict and the image a method sent."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    import tests.stats.test_runs  # noqa: F401  (registers the rephrased task, the look method, mockvision)
+    from llmlab.runner import EvalSpec, run_eval
+    from llmlab.web.viewer import create_viewer
+
+    run_eval(EvalSpec(task="rephrased", method="look", model_spec="mockvision:text=2", runs_dir=str(tmp_path),
+                      run_id="img", limit=6))
+    client = TestClient(create_viewer(tmp_path))
+    html = client.get("/run/img/item/1-0").text
+    assert "rephrasing 0: double 1" in html and 'class="badge correct"' in html
+    (src,) = set(re.findall(r'src="(/blob/img/[0-9a-f]{64})"', html))
+    assert client.get(src).content == png()
+    listing = client.get("/").text
+    assert "0.500 <span class=\"pm\">±" in listing  # 3 of 6 right (question 1 answered "2")

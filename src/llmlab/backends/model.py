@@ -239,9 +239,9 @@ class Model:
         try:
             async with self._limiter:
                 response, retries = await self._with_retry(request, attempts)
-        except BackendError as exc:
+        except Exception as exc:  # re-raised below; recorded so the failed call is in the item's transcript
             recorders = _RECORDERS.get()
-            if recorders:  # the failed call belongs in the item's transcript too
+            if recorders:
                 failed = CallRecord(self.name, 0, 0, 0.0, time.perf_counter() - start, False,
                                     attempts[0], request, None, f"{type(exc).__name__}: {exc}")
                 for r in recorders:

@@ -22,6 +22,7 @@ runs directory (no path traversal), and blobs are served only by their SHA-256 n
 
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,6 +73,8 @@ class RunsDir:
         self.root = Path(root)
         if not self.root.is_dir():
             raise ConfigError(f"runs folder '{root}' does not exist (pass --runs-dir, or run llmlab eval first)")
+        self._infos: dict[str, tuple[tuple[int, ...], RunInfo]] = {}
+        self._lock = threading.Lock()
 
     def run_ids(self) -> list[str]:
         return sorted(p.parent.name for p in self.root.glob("*/run.sqlite") if _RUN_ID.match(p.parent.name))
@@ -86,7 +89,30 @@ class RunsDir:
             raise ConfigError(f"no run '{run_id}' in {self.root}")
         return RunStore(self.root / run_id, readonly=True)
 
+    def _stamp(self, run_id: str) -> tuple[int, ...]:
+        """Changes whenever the store does (the database and its write-ahead log)."""
+        out = []
+        for name in ("run.sqlite", "run.sqlite-wal"):
+            try:
+                st = (self.root / run_id / name).stat()
+                out.extend((st.st_mtime_ns, st.st_size))
+            except FileNotFoundError:
+                out.extend((0, 0))
+        return tuple(out)
+
     def info(self, run_id: str) -> RunInfo:
+        """The run's summary, recomputed only when its store changed since the last request."""
+        stamp = self._stamp(run_id)
+        with self._lock:
+            hit = self._infos.get(run_id)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        info = self._compute_info(run_id)
+        with self._lock:
+            self._infos[run_id] = (stamp, info)
+        return info
+
+    def _compute_info(self, run_id: str) -> RunInfo:
         from llmlab.stats.runs import run_estimates
 
         store = self.open(run_id)
