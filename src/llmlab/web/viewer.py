@@ -91,7 +91,7 @@ class RunsDir:
 
     def _stamp(self, run_id: str) -> tuple[int, ...]:
         """Changes whenever the store does (the database and its write-ahead log)."""
-        out = []
+        out: list[int] = []
         for name in ("run.sqlite", "run.sqlite-wal"):
             try:
                 st = (self.root / run_id / name).stat()
