@@ -209,6 +209,13 @@ def test_compare_refuses_different_tasks_and_disjoint_runs(tmp_path: Path, capsy
     store.close()
     with pytest.raises(ConfigError, match="share no items"):
         compare_runs("a", "c", tmp_path)
+    store = RunStore(tmp_path / "c")
+    for r in list(store.rows()):
+        r.error = None
+        store.write(r)
+    store.close()
+    assert compare_runs("a", "c", tmp_path).notes == ["the runs' task settings differ (n); items are paired by id"]
+    assert compare_runs("a", "a", tmp_path).notes == []
     assert main(["compare", "a", "nope", "--runs-dir", str(tmp_path)]) == 2
 
 

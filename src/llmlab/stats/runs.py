@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,7 @@ class RunComparison:
     a: list[float]
     b: list[float]
     result: PairedComparison
+    notes: list[str] = field(default_factory=list)
 
     def differing(self) -> list[tuple[str, float, float]]:
         """Items where the runs' scores differ, largest difference first."""
@@ -100,7 +101,7 @@ class RunComparison:
         return {
             "run_a": self.run_a, "run_b": self.run_b, "task": self.task, "metric": self.metric,
             "shared_items": len(self.item_ids), "items_a": self.n_a, "items_b": self.n_b,
-            **self.result.to_dict(), "differing_items": [i for i, _, _ in self.differing()],
+            **self.result.to_dict(), "differing_items": [i for i, _, _ in self.differing()], "notes": self.notes,
         }
 
     def render(self, show: int = 10) -> str:
@@ -125,6 +126,7 @@ class RunComparison:
                          f"p = {r.mcnemar_p:.4g}")
         if r.corr is not None:
             lines.append(f"  per-item correlation of A and B: {r.corr:.3f}")
+        lines.extend(f"  note: {n}" for n in self.notes)
         diff = self.differing()
         if diff:
             lines.append(f"  {len(diff)} items differ; first {min(show, len(diff))}:")
@@ -178,8 +180,13 @@ def compare_runs(run_a: str, run_b: str, runs_dir: str | Path = "runs", *, metri
             clusters.append(r.cluster if r.cluster is not None else by_b[r.item_id][0].cluster)
     if not ids:
         raise ConfigError(f"runs '{run_a}' and '{run_b}' share no items scored without error; nothing to pair")
+    notes = []
+    pa, pb = man_a.get("task_params") or {}, man_b.get("task_params") or {}
+    differ = sorted(k for k in set(pa) | set(pb) if k not in ("data_dir", "data_file") and pa.get(k) != pb.get(k))
+    if differ:  # the same item id may then be a different question (another split or subset): say so
+        notes.append(f"the runs' task settings differ ({', '.join(differ)}); items are paired by id")
     return RunComparison(run_a, run_b, man_a["task"], chosen, len(keep_a), len(keep_b), ids, xa, xb,
-                         paired_compare(xa, xb, clusters))
+                         paired_compare(xa, xb, clusters), notes)
 
 
 def render_estimates(estimates: dict[str, Estimate]) -> list[tuple[str, str]]:
