@@ -24,7 +24,7 @@ def client(tmp_path: Path) -> Any:
     make_run(tmp_path, "run-b", {"q0": False, "q1": True, "q2": False, "q3": True}, model="mock:beta",
              created=1.9e9)
     make_run(tmp_path, "other-task", {"q0": True}, task="other")
-    return TestClient(create_viewer(tmp_path))
+    return TestClient(create_viewer(tmp_path, allowed_hosts=("testserver",)))
 
 
 def test_runs_list_shows_task_models_score_ci_and_errors(client: Any) -> None:
@@ -114,10 +114,22 @@ def test_a_real_eval_is_viewable_with_its_image(tmp_path: Path) -> None:
 
     run_eval(EvalSpec(task="rephrased", method="look", model_spec="mockvision:text=2", runs_dir=str(tmp_path),
                       run_id="img", limit=6))
-    client = TestClient(create_viewer(tmp_path))
+    client = TestClient(create_viewer(tmp_path, allowed_hosts=None))
     html = client.get("/run/img/item/1-0").text
     assert "rephrasing 0: double 1" in html and 'class="badge correct"' in html
     (src,) = set(re.findall(r'src="(/blob/img/[0-9a-f]{64})"', html))
     assert client.get(src).content == png()
     listing = client.get("/").text
     assert "0.500 <span class=\"pm\">±" in listing  # 3 of 6 right (question 1 answered "2")
+
+
+def test_only_loopback_host_names_are_answered_by_default(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from llmlab.web.viewer import create_viewer
+
+    make_run(tmp_path, "r", {"q0": True})
+    client = TestClient(create_viewer(tmp_path), base_url="http://127.0.0.1:8765")
+    assert client.get("/").status_code == 200
+    assert client.get("/", headers={"host": "localhost:8765"}).status_code == 200
+    assert client.get("/", headers={"host": "attacker.example"}).status_code == 400  # DNS rebinding

@@ -14,8 +14,9 @@ Pages (FastAPI + Jinja2, server-rendered, no JavaScript needed; same stack as th
   transcripts side by side.
 
 Stores are opened read-only (SQLite ``mode=ro``), so viewing a run that is still being written is safe.
-The server binds 127.0.0.1 unless told otherwise; run ids in URLs must name a folder directly under the
-runs directory (no path traversal), and blobs are served only by their SHA-256 name.
+The server binds 127.0.0.1 unless told otherwise and then answers only requests addressed to 127.0.0.1 or
+localhost (``Host`` header checked, against DNS rebinding); run ids in URLs must name a folder directly
+under the runs directory (no path traversal), and blobs are served only by their SHA-256 name.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the real Request type of the nested handlers.
@@ -24,7 +25,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,8 +190,16 @@ def _iter_pairs(a: list[CallRow], b: list[CallRow]) -> Iterator[tuple[CallRow | 
         yield (a[i] if i < len(a) else None, b[i] if i < len(b) else None)
 
 
-def create_viewer(runs_dir: str | Path) -> Any:
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+
+
+def create_viewer(runs_dir: str | Path, *, allowed_hosts: Sequence[str] | None = LOOPBACK_HOSTS) -> Any:
     """Build the viewer's FastAPI app over ``runs_dir``.
+
+    Args:
+        runs_dir: The folder holding one sub-folder per run.
+        allowed_hosts: Host names a request's ``Host`` header may carry (others get 400): a web page
+            elsewhere cannot read transcripts by rebinding its DNS name to 127.0.0.1. ``None``: any.
 
     Raises:
         MissingExtraError: fastapi or jinja2 is not installed.
@@ -210,6 +219,10 @@ def create_viewer(runs_dir: str | Path) -> Any:
     env.filters["tool_args"] = _tool_args
     env.globals.update(outcome=_outcome, query_text=_query_text, Z95=1.959963984540054)
     app = FastAPI(title="llmlab runs", docs_url=None, redoc_url=None)
+    if allowed_hosts is not None:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     app.state.runs = runs
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
@@ -348,15 +361,16 @@ def create_viewer(runs_dir: str | Path) -> Any:
 @click.option("--port", type=int, default=8765, show_default=True)
 def view_command(runs_dir: str, host: str, port: int) -> None:
     """Open a local web viewer of the runs: items, transcripts, filters, side-by-side of two runs."""
-    app = create_viewer(runs_dir)
+    loopback = host in (*LOOPBACK_HOSTS, "::1")
+    app = create_viewer(runs_dir, allowed_hosts=LOOPBACK_HOSTS if loopback else None)
     try:
         import uvicorn
     except ImportError:
         raise MissingExtraError("uvicorn", "web", "serving the run viewer") from None
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if not loopback:
         click.echo(f"warning: binding {host}: anyone who can reach it can read every transcript", err=True)
     click.echo(f"viewing {runs_dir}/ at http://{host}:{port}/  (Ctrl-C to stop)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
 
 
 __all__ = ["FILTERS", "RunInfo", "RunsDir", "create_viewer", "filter_rows", "view_command"]
