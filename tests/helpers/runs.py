@@ -30,7 +30,8 @@ QUESTIONS = {f"q{i}": f"What is {i} + {i}? Show the sum of the two numbers." for
 
 def make_run(runs_dir: Path, run_id: str, correct: dict[str, bool], *, model: str = "mock:alpha",
              method: str = "direct", task: str = "toy", errors: tuple[str, ...] = (),
-             clusters: dict[str, str] | None = None, created: float | None = None) -> Path:
+             clusters: dict[str, str] | None = None, created: float | None = None,
+             manifest: dict[str, object] | None = None) -> Path:
     """A run of ``task`` whose items are ``correct``'s keys; every item has a transcript.
 
     Item ``q1`` (when present and not an error) makes a tool call with an image in its question.
@@ -38,7 +39,8 @@ def make_run(runs_dir: Path, run_id: str, correct: dict[str, bool], *, model: st
     store = RunStore(runs_dir / run_id)
     store.open_manifest({"run_id": run_id, "task": task, "method": method, "model": model, "roles": [],
                          "method_params": {}, "task_params": {}, "seed": 0,
-                         "created": created if created is not None else time.time()}, identity_keys=("task",))
+                         "created": created if created is not None else time.time(), **(manifest or {})},
+                        identity_keys=("task",))
     for idx, (item_id, ok) in enumerate(correct.items()):
         question = QUESTIONS.get(item_id, f"Question {item_id}?")
         answer = str(2 * idx if ok else 2 * idx + 1)

@@ -273,3 +273,21 @@ def test_an_item_that_raised_keeps_its_traceback_and_the_failed_call(tmp_path: P
     assert call.response is None and call.error == "RuntimeError: the model exploded on question 2"
     assert call.request["messages"][0]["content"] == "rephrasing 1: double 2"
     store.close()
+
+
+def test_oracle_runs_never_report_an_accuracy_with_error_bars(tmp_path: Path) -> None:
+    """A run whose answers used the ground truth: its estimates are oracle_* like its aggregate."""
+    from tests.helpers.runs import make_run
+
+    make_run(tmp_path, "o", {"q0": True, "q1": False, "q2": True}, task="rephrased",
+             manifest={"answer_uses_ground_truth": True})
+    d = json.loads(report("o", str(tmp_path), as_json=True))
+    assert set(d["stderr"]) == {"oracle_score", "oracle_accuracy"}
+    assert "accuracy" not in d["aggregate"] and d["stderr"]["oracle_accuracy"]["mean"] == pytest.approx(2 / 3)
+
+
+def test_view_command_errors_are_one_line(tmp_path: Path, capsys: Any) -> None:
+    pytest.importorskip("fastapi")
+    assert main(["view", "--runs-dir", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not exist" in err
