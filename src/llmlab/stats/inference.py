@@ -16,8 +16,11 @@ binary scores McNemar's exact test on the discordant pairs (equivalently the two
 distribution functions are written here (regularised incomplete beta by Lentz's continued fraction,
 exact binomial tails) so core needs no scipy; the tests check them against scipy and statsmodels.
 
-Deviation: a one-item run (or a one-cluster clustered run) has no variance estimate; its SE is reported
-as ``None`` (and the CI too) rather than 0, which would claim certainty.
+Choices: the ``1/(n−1)`` sample variance is used for every metric, binary ones included (the Bernoulli
+form ``p̂(1−p̂)/n`` is the same estimate with ``1/n``: smaller by the factor ``(n−1)/n`` in the variance);
+it is what ``scipy.stats.sem`` and an intercept-only OLS give, which the tests check against.
+A one-item run (or a one-cluster clustered run) has no variance estimate; its SE is reported as ``None``
+(and the CI too) rather than 0, which would claim certainty. CIs are not clipped to the metric's range.
 """
 
 from __future__ import annotations
