@@ -41,7 +41,7 @@ from llmlab.core.errors import (
 )
 from llmlab.core.jsonl import read_jsonl
 from llmlab.core.registry import METHODS, TASKS
-from llmlab.core.runstore import CallRow, ItemRow, RunStore
+from llmlab.core.runstore import ItemRow, RunStore, call_rows
 from llmlab.core.transcripts import call_trace, message_to_dict
 from llmlab.methods.base import Method, OracleMethod
 from llmlab.tasks.base import Task
@@ -415,9 +415,7 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
             query=[message_to_dict(m, blobs) for m in query.messages] if query is not None and spec.transcripts
             else None,
             target=item.target,
-        ), [CallRow(item.id, i, c.model, c.request, c.response, r.prompt_tokens, r.completion_tokens,
-                    r.latency_s, r.cached, r.retries, r.error)
-            for i, (c, r) in enumerate(zip(call_traces, rec.calls, strict=True))] if spec.transcripts else [])
+        ), call_rows(item.id, rec.calls, blobs, call_traces) if spec.transcripts else [])
         stats["new"] += 1
         if error is not None:
             stats["errors"] += 1

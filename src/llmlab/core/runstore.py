@@ -282,23 +282,24 @@ class RunStore:
         self._db.close()
 
 
-def call_rows(item_id: str, records: Sequence[Any], blobs: Any | None) -> list[CallRow]:
+def call_rows(item_id: str, records: Sequence[Any], blobs: Any | None,
+              traces: Sequence[Any] | None = None) -> list[CallRow]:
     """The :class:`CallRow` transcripts of an item's recorded calls (:class:`~llmlab.backends.model.CallRecord`).
 
     Args:
         item_id: The item.
         records: Its recorder's calls, in order.
         blobs: Where inline images go (the store itself); ``None`` drops them to placeholders.
+        traces: The records' :class:`~llmlab.core.contracts.CallTrace` when already built (the runner
+            builds them once for ``Solution.calls``); built here otherwise.
     """
-    from llmlab.core.transcripts import request_to_dict, response_to_dict
+    from llmlab.core.transcripts import call_trace
 
+    if traces is None:
+        traces = [call_trace(r, blobs) for r in records]
     return [
-        CallRow(
-            item_id=item_id, seq=i, model=r.model,
-            request=request_to_dict(r.request, blobs) if r.request is not None else {},
-            response=response_to_dict(r.response) if r.response is not None else None,
-            prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens, latency_s=r.latency_s,
-            cached=r.cached, retries=r.retries, error=r.error,
-        )
-        for i, r in enumerate(records)
+        CallRow(item_id=item_id, seq=i, model=t.model, request=t.request, response=t.response,
+                prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens, latency_s=r.latency_s,
+                cached=r.cached, retries=r.retries, error=r.error)
+        for i, (t, r) in enumerate(zip(traces, records, strict=True))
     ]
