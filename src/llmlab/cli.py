@@ -161,12 +161,14 @@ def _system_json(s: Any) -> dict[str, Any]:
 @click.option("--concurrency", "-c", type=int, default=8, show_default=True, help="Items in flight.")
 @click.option("--run-id", default=None, help="Resume (or name) a run.")
 @click.option("--runs-dir", type=click.Path(file_okay=False), default="runs", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=None,
+              help="Seed every sampler: each request's seed (backends fold in the sample index) and seeded task/"
+                   "method configs; part of the run's identity. Default: none sent, as the official code.")
 @click.option("--progress/--no-progress", default=True)
 @click.option("--transcripts/--no-transcripts", default=True, show_default=True,
               help="Store every model call's request and response with its item (for llmlab view).")
 def eval_cmd(task: str, method: str, data_dir: str | None, data_file: str | None, limit: int | None, concurrency: int,
-             run_id: str | None, runs_dir: str, seed: int, progress: bool, task_params: tuple[str, ...],
+             run_id: str | None, runs_dir: str, seed: int | None, progress: bool, task_params: tuple[str, ...],
              transcripts: bool, model_spec: tuple[str, ...], **model_kw: Any) -> None:
     """Evaluate METHOD on TASK, one stored row per item; re-run with --run-id to resume.
 

@@ -159,7 +159,7 @@ class EvalSpec:
     concurrency: int = 8
     run_id: str | None = None
     runs_dir: str = "runs"
-    seed: int = 0
+    seed: int | None = None
     cache: bool = False
     budget: float | None = None
     on_budget: str = "warn"
