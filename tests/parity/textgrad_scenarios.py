@@ -121,10 +121,11 @@ SCENARIOS: dict[str, Callable[[Any, Any], None]] = {
 
 def run_official(out_path: str) -> None:
     """Run every scenario on the official package with a recording engine subclassing its EngineLM."""
-    import textgrad as tg
     import textgrad.autograd
     from textgrad.autograd.llm_backward_prompts import BACKWARD_SYSTEM_PROMPT
     from textgrad.engine import EngineLM
+
+    import textgrad as tg
 
     calls: list[dict[str, Any]] = []
 
