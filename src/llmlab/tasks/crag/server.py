@@ -1,0 +1,214 @@
+"""A small local server for the CRAG mock API over user-supplied knowledge-graph files.
+
+``llmlab crag serve --kg DIR`` serves the official endpoint paths (:data:`~llmlab.tasks.crag.api.ENDPOINTS`,
+POST, JSON bodies, ``{"result": ...}`` answers) over a KG folder in the official ``mock_api/cragkg``
+layout. The KG files are Git-LFS objects of facebookresearch/CRAG (CC BY-NC 4.0) and are never shipped.
+
+Served here (read with the official file formats and search semantics):
+
+- ``open``: ``open/kg.0.jsonl.bz2``, ``open/kg.1.jsonl.bz2`` (lines ``[name, entity]``); entity search is
+  BM25 (Okapi, k1=1.5, b=0.75, ε=0.25 as ``rank_bm25``) over normalised names, top 10 with a non-zero score.
+- ``movie``: ``movie/{movie_db,person_db,year_db}.json``; BM25 search over the database keys, lookups by id,
+  years 1990-2021.
+
+Not served (answer HTTP 501 naming the official server): ``finance`` (sqlite stores), ``music`` (pandas
+pickles) and ``sports`` (sqlite + pickle) — unpickling the official pickles means running their code; run
+the official ``mock_api/server.py`` for those and point ``-t api_url=`` at it. The tool set and client
+work with either server.
+
+Deviation: ties in BM25 scores are broken by entity order (official: ``numpy.argsort`` order, unspecified).
+"""
+
+from __future__ import annotations
+
+import bz2
+import json
+import math
+import string
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from llmlab.core.errors import DataError
+
+_PUNCT = str.maketrans("", "", string.punctuation)
+SERVED = ("open", "movie")
+FILES = {"open": ("open/kg.0.jsonl.bz2", "open/kg.1.jsonl.bz2"),
+         "movie": ("movie/movie_db.json", "movie/person_db.json", "movie/year_db.json")}
+
+
+def normalize(x: str) -> str:
+    """Lower-case, ``_`` → space, punctuation removed, whitespace collapsed (the official normaliser)."""
+    return " ".join(x.lower().replace("_", " ").translate(_PUNCT).split())
+
+
+class BM25:
+    """Okapi BM25 with ``rank_bm25``'s defaults (k1=1.5, b=0.75, negative idf floored at ε·mean idf)."""
+
+    def __init__(self, corpus: list[list[str]], k1: float = 1.5, b: float = 0.75, epsilon: float = 0.25) -> None:
+        self.k1, self.b = k1, b
+        self.tfs = [Counter(doc) for doc in corpus]
+        self.lens = [len(doc) for doc in corpus]
+        n = len(corpus)
+        self.avgdl = sum(self.lens) / n if n else 0.0
+        df: Counter[str] = Counter()
+        for tf in self.tfs:
+            df.update(tf.keys())
+        idf = {w: math.log(n - f + 0.5) - math.log(f + 0.5) for w, f in df.items()}
+        floor = epsilon * (sum(idf.values()) / len(idf)) if idf else 0.0
+        self.idf = {w: (v if v >= 0 else floor) for w, v in idf.items()}
+
+    def scores(self, query: list[str]) -> list[float]:
+        out = []
+        for tf, dl in zip(self.tfs, self.lens, strict=True):
+            s = 0.0
+            for w in query:
+                f = tf.get(w, 0)
+                if f:
+                    s += self.idf[w] * f * (self.k1 + 1) / (f + self.k1 * (1 - self.b + self.b * dl / self.avgdl))
+            out.append(s)
+        return out
+
+    def top(self, query: list[str], n: int = 10) -> list[int]:
+        sc = self.scores(query)
+        order = sorted(range(len(sc)), key=lambda i: -sc[i])
+        return [i for i in order[:n] if sc[i] != 0]
+
+
+class OpenKG:
+    """The encyclopedia domain over ``open/kg.*.jsonl.bz2``."""
+
+    def __init__(self, root: Path) -> None:
+        self.kg: dict[str, Any] = {}
+        for rel in FILES["open"]:
+            with bz2.open(root / rel, "rt", encoding="utf8") as f:
+                for line in f:
+                    if line.strip():
+                        name, entity = json.loads(line)
+                        self.kg[name] = entity
+        self.key_map: dict[str, list[str]] = {}
+        for e in self.kg:
+            self.key_map.setdefault(normalize(e), []).append(e)
+        self.corpus = sorted(self.key_map)
+        self.bm25 = BM25([ne.split() for ne in self.corpus])
+
+    def search_entity_by_name(self, query: str) -> list[str]:
+        out: list[str] = []
+        for i in self.bm25.top(normalize(query).split()):
+            out += self.key_map[self.corpus[i]]
+        return out[:10]
+
+    def get_entity(self, entity: str) -> Any:
+        return self.kg.get(entity)
+
+
+class MovieKG:
+    """The movie domain over ``movie/{movie_db,person_db,year_db}.json``."""
+
+    def __init__(self, root: Path) -> None:
+        self.movies: dict[str, Any] = json.loads((root / "movie/movie_db.json").read_text(encoding="utf8"))
+        self.people: dict[str, Any] = json.loads((root / "movie/person_db.json").read_text(encoding="utf8"))
+        self.years: dict[str, Any] = json.loads((root / "movie/year_db.json").read_text(encoding="utf8"))
+        self.movie_by_id = {v["id"]: v for v in self.movies.values() if "id" in v}
+        self.person_by_id = {v["id"]: v for v in self.people.values() if "id" in v}
+        self.movie_keys, self.person_keys = list(self.movies), list(self.people)
+        self.movie_bm25 = BM25([k.split() for k in self.movie_keys])
+        self.person_bm25 = BM25([k.split() for k in self.person_keys])
+
+    def get_person_info(self, name: str) -> list[Any]:
+        return [self.people[self.person_keys[i]] for i in self.person_bm25.top(normalize(name).split())]
+
+    def get_movie_info(self, name: str) -> list[Any]:
+        return [self.movies[self.movie_keys[i]] for i in self.movie_bm25.top(normalize(name).split())]
+
+    def get_year_info(self, year: str | int) -> Any:
+        if int(year) not in range(1990, 2022):
+            raise DataError("Year must be between 1990 and 2021")
+        return self.years.get(str(year))
+
+
+def check_kg_dir(kg_dir: str | Path) -> list[str]:
+    """The domains of :data:`SERVED` whose files are all present in ``kg_dir``.
+
+    Raises:
+        DataError: The folder does not exist or holds none of the served domains' files.
+    """
+    root = Path(kg_dir)
+    if not root.is_dir():
+        raise DataError(f"CRAG KG folder {root} not found; the KG files are Git-LFS objects of "
+                        "facebookresearch/CRAG (mock_api/cragkg/); download them and pass --kg DIR")
+    found = [d for d in SERVED if all((root / rel).is_file() for rel in FILES[d])]
+    if not found:
+        wanted = ", ".join(rel for d in SERVED for rel in FILES[d])
+        raise DataError(f"CRAG KG folder {root} holds none of the files this server reads ({wanted}); "
+                        "LFS pointer files are not data: fetch the objects first")
+    return found
+
+
+def create_app(kg_dir: str | Path) -> Any:
+    """The FastAPI app serving the mock API over ``kg_dir`` (domains loaded on first use)."""
+    try:
+        from fastapi import Body, FastAPI, HTTPException
+    except ImportError:  # pragma: no cover - depends on the environment
+        from llmlab.core.errors import MissingExtraError
+
+        raise MissingExtraError("fastapi", "web", "the CRAG mock-API server") from None
+    from llmlab.tasks.crag.api import ENDPOINTS
+
+    root = Path(kg_dir)
+    available = check_kg_dir(root)
+    stores: dict[str, Any] = {}
+
+    def store(domain: str) -> Any:
+        if domain not in SERVED:
+            raise HTTPException(501, f"domain '{domain}' is not served by llmlab's server; run the official "
+                                     "mock_api/server.py over the same KG and point api_url at it")
+        if domain not in available:
+            raise HTTPException(404, f"domain '{domain}': KG files {', '.join(FILES[domain])} not in {root}")
+        if domain not in stores:
+            stores[domain] = OpenKG(root) if domain == "open" else MovieKG(root)
+        return stores[domain]
+
+    handlers: dict[str, Any] = {
+        "open_search_entity_by_name": lambda kg, b: kg.search_entity_by_name(str(b["query"])),
+        "open_get_entity": lambda kg, b: kg.get_entity(str(b["query"])),
+        "movie_get_person_info": lambda kg, b: kg.get_person_info(str(b["query"])),
+        "movie_get_movie_info": lambda kg, b: kg.get_movie_info(str(b["query"])),
+        "movie_get_year_info": lambda kg, b: kg.get_year_info(b["query"]),
+        "movie_get_movie_info_by_id": lambda kg, b: kg.movie_by_id.get(int(b["query"])),
+        "movie_get_person_info_by_id": lambda kg, b: kg.person_by_id.get(int(b["query"])),
+    }
+    app = FastAPI(title="CRAG mock API (llmlab)")
+
+    @app.get("/")
+    async def root_info() -> dict[str, Any]:
+        return {"message": "CRAG mock API (llmlab)", "domains": available}
+
+    def make(name: str, domain: str) -> Any:
+        async def endpoint(body: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:
+            kg = store(domain)
+            if name not in handlers:
+                raise HTTPException(501, f"{name} is not served by llmlab's server")
+            try:
+                return {"result": handlers[name](kg, body)}
+            except (KeyError, ValueError, TypeError) as exc:
+                raise HTTPException(422, f"{name}: bad request body ({exc})") from None
+            except DataError as exc:
+                raise HTTPException(422, str(exc)) from None
+        endpoint.__name__ = name
+        return endpoint
+
+    for e in ENDPOINTS:
+        app.post(e.path)(make(e.name, e.domain))
+    return app
+
+
+def serve(kg_dir: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the server (blocking) with uvicorn."""
+    try:
+        import uvicorn
+    except ImportError:  # pragma: no cover
+        from llmlab.core.errors import MissingExtraError
+
+        raise MissingExtraError("uvicorn", "web", "the CRAG mock-API server") from None
+    uvicorn.run(create_app(kg_dir), host=host, port=port, log_level="warning")
