@@ -1,0 +1,57 @@
+"""A tiny CRAG KG folder in the official cragkg layout, and our mock-API server over it in a thread."""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def make_kg(root: Path) -> Path:
+    """Write a tiny KG (open + movie domains) under ``root`` and return it."""
+    (root / "open").mkdir(parents=True)
+    (root / "movie").mkdir()
+    rows = [["Florida City, Florida", {"summary_text": "a city in florida"}],
+            ["Florida", {"summary_text": "a us state"}],
+            ["Lake Tahoe", {"summary_text": "a lake"}]]
+    for i, part in enumerate((rows[:2], rows[2:])):
+        with bz2.open(root / "open" / f"kg.{i}.jsonl.bz2", "wt", encoding="utf8") as f:
+            for r in part:
+                f.write(json.dumps(r) + "\n")
+    movies = {"the matrix": {"id": 603, "title": "The Matrix", "release_date": "1999-03-30"},
+              "matrix reloaded": {"id": 604, "title": "The Matrix Reloaded", "release_date": "2003-05-15"}}
+    people = {"keanu reeves": {"id": 6384, "name": "Keanu Reeves", "acted_movies": [603, 604]}}
+    years = {"1999": {"movie_list": [603]}}
+    for name, obj in (("movie_db", movies), ("person_db", people), ("year_db", years)):
+        (root / "movie" / f"{name}.json").write_text(json.dumps(obj))
+    return root
+
+
+@contextlib.contextmanager
+def serve_crag(kg_dir: Path) -> Iterator[str]:
+    """Our mock-API server over ``kg_dir`` in a uvicorn thread; yields its base URL."""
+    import socket
+
+    import uvicorn
+
+    from llmlab.tasks.crag.server import create_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(kg_dir), log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(5)

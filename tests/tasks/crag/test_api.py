@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmlab.core.errors import BackendConnectionError, DataError
+from llmlab.tasks.crag import ENDPOINTS, call_endpoint, crag_tools, request_body
+from llmlab.tasks.crag.server import BM25, check_kg_dir
+
+
+def test_tool_set_covers_every_official_endpoint() -> None:
+    tools = crag_tools()
+    assert len(tools) == len(ENDPOINTS) == 38
+    by = {t.name: t for t in tools}
+    assert by["music_get_billboard_rank_date"].parameters["required"] == ["rank"]
+    assert by["sports_nba_get_play_by_play_data_by_game_ids"].parameters["properties"]["game_ids"]["type"] == "array"
+    assert request_body("finance_get_eps", {"ticker_name": "META"}) == ("/finance/get_eps", {"query": "META"})
+    with pytest.raises(DataError):
+        request_body("finance_get_eps", {})
+
+
+def test_bm25_matches_rank_bm25_formula() -> None:
+    bm = BM25([["florida", "city"], ["florida"], ["lake", "tahoe"]])
+    s = bm.scores(["florida"])
+    assert s[1] > s[0] > 0 and s[2] == 0  # shorter document wins; unrelated scores 0
+    assert bm.top(["tahoe"]) == [2]
+
+
+def test_kg_dir_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not found"):
+        check_kg_dir(tmp_path / "missing")
+    with pytest.raises(DataError, match="LFS"):
+        check_kg_dir(tmp_path)
+
+
+@pytest.mark.anyio
+async def test_server_answers_official_paths(crag_server: str) -> None:
+    assert await call_endpoint(crag_server, "open_search_entity_by_name", {"query": "florida"}) == [
+        "Florida", "Florida City, Florida"]
+    assert (await call_endpoint(crag_server, "open_get_entity", {"entity": "Lake Tahoe"}))["summary_text"] == "a lake"
+    movies = await call_endpoint(crag_server, "movie_get_movie_info", {"movie_name": "The Matrix"})
+    assert movies[0]["id"] == 603
+    assert (await call_endpoint(crag_server, "movie_get_movie_info_by_id", {"movie_id": 604}))["title"] == \
+        "The Matrix Reloaded"
+    with pytest.raises(DataError, match="1990 and 2021"):
+        await call_endpoint(crag_server, "movie_get_year_info", {"year": "1980"})
+    with pytest.raises(DataError, match="501"):
+        await call_endpoint(crag_server, "finance_get_eps", {"ticker_name": "META"})
+    with pytest.raises(BackendConnectionError):
+        await call_endpoint("http://127.0.0.1:9", "open_get_entity", {"entity": "x"})
