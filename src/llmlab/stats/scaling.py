@@ -45,6 +45,16 @@ METRICS = ("log_prob_vocab_correct", "prob_vocab_correct", "prob_choices_correct
 ALL_METRICS = (*METRICS, "acc_norm", "prob_vocab_incorrect", "log_prob_vocab_incorrect")
 
 
+def _scipy_stats() -> Any:
+    try:
+        from scipy import stats
+    except ImportError:  # pragma: no cover - depends on the environment
+        from llmlab.core.errors import MissingExtraError
+
+        raise MissingExtraError("scipy", "stats", "the downstream-scaling statistics") from None
+    return stats
+
+
 def _logsumexp(x: np.ndarray) -> float:
     m = float(np.max(x))
     if not math.isfinite(m):
@@ -115,7 +125,7 @@ def per_sample_compute_correlation(scores: np.ndarray, log_compute: Sequence[flo
     Returns:
         ``(n_samples,)`` correlations; NaN where a sample's scores are constant across models.
     """
-    from scipy import stats
+    stats = _scipy_stats()
 
     x = np.asarray(log_compute, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64)
@@ -147,7 +157,7 @@ def per_sample_compute_correlation(scores: np.ndarray, log_compute: Sequence[flo
 
 def survival_auc(rho: np.ndarray) -> float:
     """Area under the empirical survival function of ``rho`` on [−1, 1] (official trapezoid rule)."""
-    from scipy import stats
+    stats = _scipy_stats()
 
     r = np.asarray(rho, dtype=np.float64)
     r = r[np.isfinite(r)]
@@ -161,7 +171,7 @@ def survival_auc(rho: np.ndarray) -> float:
 
 def correlation_distribution_stats(rho: Sequence[float] | np.ndarray) -> dict[str, float]:
     """The official summary of a distribution of per-sample correlations (module docstring)."""
-    from scipy import stats
+    stats = _scipy_stats()
 
     r_all = np.asarray(rho, dtype=np.float64)
     r = r_all[np.isfinite(r_all)]

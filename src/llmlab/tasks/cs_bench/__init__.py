@@ -21,8 +21,8 @@ Deviations (each a documented official bug; both numbers are reported)
 - ``gen_judgment.py`` calls an undefined ``call_gpt4`` (NameError when judging); we call the judge role.
 - The official repo has English and Chinese templates only (its judge prompt is ``None`` for German and
   French); DE/FR items use the English templates.
-- Data: 9 DE/FR multiple-choice answers are translation debris (``"D"`` with quotes, "Il s'agit de: A",
-  an apology). A single consistent letter is recovered (6 rows); the rest (DE: 2 rows) have no gold
+- Data: 12 DE/FR test multiple-choice answers are translation debris (``"D"`` with quotes, "Il s'agit de:
+  A", an apology). A single consistent letter is recovered (10 rows); the rest (DE: 2 rows) have no gold
   answer: they are left out of ``score`` and counted in ``n_gold_invalid`` (officially they score 0).
 """
 
