@@ -22,7 +22,7 @@ from llmlab.stats.scaling import METRICS, analyze, chain_degrades, transform_cha
 def family(quick: bool) -> list[dict[str, Any]]:
     """The model family: width, depth and steps grow together (compute spans ~2.5 decades)."""
     if quick:
-        shapes = [(16, 1, 10), (24, 1, 20), (32, 1, 40), (48, 2, 60)]
+        shapes = [(16, 1, 8), (24, 1, 16), (32, 1, 32), (40, 1, 48)]
         common = {"seq_len": 64, "batch_size": 8}
     else:
         shapes = [(16, 1, 25), (24, 1, 50), (32, 2, 100), (48, 2, 150), (64, 2, 250), (96, 3, 400)]
@@ -84,7 +84,7 @@ def experiment_downstream_scaling(quick: bool = False, seed: int = 0, data: Any 
 
     train_data, val_data = data if data is not None else load_corpus(None, 300_000 if quick else 2_000_000)
     val = bytes(val_data.tolist())
-    items = cloze_items(val, 60 if quick else 400, context_len=64 if quick else 96, seed=seed)
+    items = cloze_items(val, 48 if quick else 400, context_len=64 if quick else 96, seed=seed)
     rows: list[dict[str, Any]] = []
     models = []
     for i, spec in enumerate(family(quick)):
