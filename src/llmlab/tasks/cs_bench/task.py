@@ -145,14 +145,9 @@ class CSBench(Task):
         template = self._templates().get(fmt, PROMPTS["Chinese" if lang == "Chinese" else "English"][fmt])
         fields = {"question": row["Question"], **{k: row.get(k, "") for k in ("A", "B", "C", "D")}}
         text = template.format(**fields)
-        extract: Any = None
-        if fmt == "Multiple-choice":
-            extract = mc_choice
-        elif fmt == "Assertion":
-            def extract(t: str) -> str | None:
-                v = assertion_verdict(t)
-                return None if v is None else str(v).lower()
-        return Query((Message("user", text),), extract=extract, metadata={"id": item.id, "format": fmt})
+        # No extractor: the fixed and the official rules must both see the model's raw text (an extracted
+        # letter would hide the official regex's article-"a" bug and make score_official meaningless).
+        return Query((Message("user", text),), metadata={"id": item.id, "format": fmt})
 
     def _base_details(self, item: Item) -> dict[str, Any]:
         md = item.metadata
