@@ -127,7 +127,7 @@ SYSTEMS: tuple[System, ...] = (
     System("Downstream-scaling analysis", "2406.04391", "task",
            "RylanSchaeffer/KoyejoLab-Why-Has-Predicting-Downstream-Capabilities-Remained-Elusive",
            "stats/scaling.py", "works",
-           "chain + correlation stats vs scipy/sklearn; collect (hf, openai echo) / analyze; tiny-LM family", (
+           "chain + stats vs scipy/sklearn; collect/analyze; 6 tiny LMs: log p 0.99 vs p_choices 0.13 vs acc 0.09", (
                P("command", "scaling", "llmlab.stats.scaling_cli:scaling",
                  "Downstream-scaling analysis: collect per-choice log-likelihoods, analyze the chain."),
                P("experiment", "downstream_scaling", "llmlab.stats.scaling_lab:experiment_downstream_scaling"),

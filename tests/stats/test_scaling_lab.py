@@ -54,6 +54,6 @@ def test_full_experiment_reports_whether_the_chain_degrades() -> None:
     res = experiment_downstream_scaling(quick=False, seed=0)
     c = res["correlations"]
     assert len(res["models"]) >= 6
-    # docs/scaling.md states: at our scale the correlation falls along the chain (spearman mean)
+    # docs/scaling.md states: at our scale the correlation falls along the chain (Spearman mean)
     assert c["log_prob_vocab_correct"]["spearman"]["mean"] > c["prob_choices_correct"]["spearman"]["mean"]
     assert c["prob_choices_correct"]["spearman"]["mean"] > c["acc"]["spearman"]["mean"]

@@ -5,7 +5,7 @@ Schaeffer et al. (arXiv:2406.04391) find that per-sample scores correlate with c
 because the later quantities depend on the incorrect choices' mass. We train a family of byte-level LMs
 with the lab's trainer (:mod:`llmlab.training.tiny_lm`, Python-stdlib corpus) at increasing compute
 (C = 6·N·D, N parameters, D training bytes) and score them on multiple-choice items made from held-out
-text: the context is 96 bytes of a validation file ending at a line break; the choices are the next line and
+text: the context is 64 bytes of a validation file ending at a line break; the choices are the next line and
 three other lines of the validation text of similar length ("next-line cloze"). The result says whether the
 paper's degradation appears at this scale; it is reported, not assumed (``docs/scaling.md``).
 """
@@ -25,8 +25,8 @@ def family(quick: bool) -> list[dict[str, Any]]:
         shapes = [(16, 1, 8), (24, 1, 16), (32, 1, 32), (40, 1, 48)]
         common = {"seq_len": 64, "batch_size": 8}
     else:
-        shapes = [(16, 1, 25), (24, 1, 50), (32, 2, 100), (48, 2, 150), (64, 2, 250), (96, 3, 400)]
-        common = {"seq_len": 128, "batch_size": 8}
+        shapes = [(16, 1, 20), (24, 1, 40), (32, 1, 80), (48, 2, 120), (64, 2, 200), (80, 2, 300)]
+        common = {"seq_len": 64, "batch_size": 8}
     return [{"arch": "transformer", "n_embd": e, "n_layer": layer, "n_head": 2, "intermediate_size": 4 * e,
              "steps": s, "warmup": max(2, s // 10), "eval_windows": 4, "log_every": max(1, s // 5), **common}
             for e, layer, s in shapes]
@@ -84,7 +84,7 @@ def experiment_downstream_scaling(quick: bool = False, seed: int = 0, data: Any 
 
     train_data, val_data = data if data is not None else load_corpus(None, 300_000 if quick else 2_000_000)
     val = bytes(val_data.tolist())
-    items = cloze_items(val, 48 if quick else 400, context_len=64 if quick else 96, seed=seed)
+    items = cloze_items(val, 48 if quick else 240, context_len=64, seed=seed)
     rows: list[dict[str, Any]] = []
     models = []
     for i, spec in enumerate(family(quick)):
