@@ -28,7 +28,26 @@ def make_kg(root: Path) -> Path:
     years = {"1999": {"movie_list": [603]}}
     for name, obj in (("movie_db", movies), ("person_db", people), ("year_db", years)):
         (root / "movie" / f"{name}.json").write_text(json.dumps(obj))
+    (root / "finance").mkdir()
+    (root / "finance" / "company_name.dict").write_text("Name,Symbol\nMeta Platforms Inc,META\nApple Inc,AAPL\nTesla Inc,TSLA\nIntel Corp,INTC\n")
+    stores = {"price": {"META": {"2024-02-28 00:00:00 EST": {"Open": 484.0, "Close": 490.2}}},
+              "detailed_price": {}, "dividend": {"AAPL": {"2024-02-09 00:00:00 EST": 0.24}},
+              "marketcap": {"META": 1.25e12}, "info": {"META": {"forwardEps": 20.1, "forwardPE": 24.4}}}
+    for name, table in stores.items():
+        write_sqlitedict(root / "finance" / f"finance_{name}.sqlite", table)
     return root
+
+
+def write_sqlitedict(path: Path, table: dict[str, object]) -> None:
+    """A file in sqlitedict's layout (table ``unnamed``, pickled values), as the official finance KG."""
+    import pickle
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE unnamed (key TEXT PRIMARY KEY, value BLOB)")
+    conn.executemany("INSERT INTO unnamed VALUES (?, ?)", [(k, pickle.dumps(v)) for k, v in table.items()])
+    conn.commit()
+    conn.close()
 
 
 @contextlib.contextmanager

@@ -45,7 +45,14 @@ async def test_server_answers_official_paths(crag_server: str) -> None:
         "The Matrix Reloaded"
     with pytest.raises(DataError, match="1990 and 2021"):
         await call_endpoint(crag_server, "movie_get_year_info", {"year": "1980"})
+    assert await call_endpoint(crag_server, "finance_get_company_name", {"query": "meta"}) == ["Meta Platforms Inc"]
+    assert await call_endpoint(crag_server, "finance_get_ticker_by_name", {"query": "Apple Inc"}) == "AAPL"
+    assert await call_endpoint(crag_server, "finance_get_eps", {"ticker_name": "META"}) == 20.1
+    assert await call_endpoint(crag_server, "finance_get_pe_ratio", {"ticker_name": "AAPL"}) is None
+    assert await call_endpoint(crag_server, "finance_get_market_capitalization", {"ticker_name": "META"}) == 1.25e12
+    hist = await call_endpoint(crag_server, "finance_get_price_history", {"ticker_name": "META"})
+    assert hist["2024-02-28 00:00:00 EST"]["Close"] == 490.2
     with pytest.raises(DataError, match="501"):
-        await call_endpoint(crag_server, "finance_get_eps", {"ticker_name": "META"})
+        await call_endpoint(crag_server, "music_get_members", {"band_name": "maroon 5"})
     with pytest.raises(BackendConnectionError):
         await call_endpoint("http://127.0.0.1:9", "open_get_entity", {"entity": "x"})

@@ -10,10 +10,13 @@ Served here (read with the official file formats and search semantics):
   BM25 (Okapi, k1=1.5, b=0.75, ε=0.25 as ``rank_bm25``) over normalised names, top 10 with a non-zero score.
 - ``movie``: ``movie/{movie_db,person_db,year_db}.json``; BM25 search over the database keys, lookups by id,
   years 1990-2021.
+- ``finance``: ``finance/company_name.dict`` (CSV ``Name,Symbol``; BM25 company search) and the five
+  sqlitedict stores ``finance/finance_{price,detailed_price,dividend,marketcap,info}.sqlite`` (values are
+  pickles: open only the official files); EPS and P/E are ``forwardEps`` / ``forwardPE`` of the info record.
 
-Not served (answer HTTP 501 naming the official server): ``finance`` (sqlite stores), ``music`` (pandas
-pickles) and ``sports`` (sqlite + pickle) — unpickling the official pickles means running their code; run
-the official ``mock_api/server.py`` for those and point ``-t api_url=`` at it. The tool set and client
+Not served (answer HTTP 501 naming the official server): ``music`` (pandas pickles, 20 functions over
+Billboard/Grammy tables) and ``sports`` (NBA sqlite + soccer pickle); run the official ``mock_api/server.py``
+for those and point ``-t api_url=`` at it. The tool set and client
 work with either server.
 
 Deviation: ties in BM25 scores are broken by entity order (official: ``numpy.argsort`` order, unspecified).
@@ -32,9 +35,11 @@ from typing import Any
 from llmlab.core.errors import DataError
 
 _PUNCT = str.maketrans("", "", string.punctuation)
-SERVED = ("open", "movie")
+SERVED = ("open", "movie", "finance")
+FINANCE_DBS = ("price", "detailed_price", "dividend", "marketcap", "info")
 FILES = {"open": ("open/kg.0.jsonl.bz2", "open/kg.1.jsonl.bz2"),
-         "movie": ("movie/movie_db.json", "movie/person_db.json", "movie/year_db.json")}
+         "movie": ("movie/movie_db.json", "movie/person_db.json", "movie/year_db.json"),
+         "finance": ("finance/company_name.dict", *(f"finance/finance_{n}.sqlite" for n in FINANCE_DBS))}
 
 
 def normalize(x: str) -> str:
@@ -127,6 +132,53 @@ class MovieKG:
         return self.years.get(str(year))
 
 
+class SqliteDictReader:
+    """Read-only access to a ``sqlitedict`` file (table ``unnamed``: ``key`` text, ``value`` a pickle).
+
+    The official finance KG stores are sqlitedict files; their values are Python pickles, so only open KG
+    files you trust (the official ones).
+    """
+
+    def __init__(self, path: Path) -> None:
+        import sqlite3
+
+        self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+    def get(self, key: str) -> Any:
+        import pickle
+
+        row = self.conn.execute("SELECT value FROM unnamed WHERE key = ?", (key,)).fetchone()
+        return pickle.loads(row[0]) if row is not None else None  # the official KG format
+
+
+class FinanceKG:
+    """The finance domain over ``finance/company_name.dict`` (CSV ``Name,Symbol``) and five sqlitedict stores."""
+
+    def __init__(self, root: Path) -> None:
+        import csv
+
+        with (root / "finance/company_name.dict").open(encoding="utf8", newline="") as f:
+            self.name_dict = {r["Name"]: r["Symbol"] for r in csv.DictReader(f)}
+        self.key_map: dict[str, list[str]] = {}
+        self.corpus: list[str] = []
+        for e in self.name_dict:
+            ne = normalize(e)
+            self.key_map.setdefault(ne, []).append(e)
+            self.corpus.append(ne)  # one entry per name, duplicates included, as officially
+        self.bm25 = BM25([ne.split() for ne in self.corpus])
+        self.db = {n: SqliteDictReader(root / f"finance/finance_{n}.sqlite") for n in FINANCE_DBS}
+
+    def get_company_name(self, query: str) -> list[str]:
+        out: list[str] = []
+        for i in self.bm25.top(normalize(query).split()):
+            out += self.key_map[self.corpus[i]]
+        return out[:10]
+
+    def info_field(self, ticker: str, field: str) -> Any:
+        info = self.db["info"].get(ticker)
+        return info.get(field) if isinstance(info, dict) else None
+
+
 def check_kg_dir(kg_dir: str | Path) -> list[str]:
     """The domains of :data:`SERVED` whose files are all present in ``kg_dir``.
 
@@ -166,7 +218,7 @@ def create_app(kg_dir: str | Path) -> Any:
         if domain not in available:
             raise HTTPException(404, f"domain '{domain}': KG files {', '.join(FILES[domain])} not in {root}")
         if domain not in stores:
-            stores[domain] = OpenKG(root) if domain == "open" else MovieKG(root)
+            stores[domain] = {"open": OpenKG, "movie": MovieKG, "finance": FinanceKG}[domain](root)
         return stores[domain]
 
     handlers: dict[str, Any] = {
@@ -177,6 +229,15 @@ def create_app(kg_dir: str | Path) -> Any:
         "movie_get_year_info": lambda kg, b: kg.get_year_info(b["query"]),
         "movie_get_movie_info_by_id": lambda kg, b: kg.movie_by_id.get(int(b["query"])),
         "movie_get_person_info_by_id": lambda kg, b: kg.person_by_id.get(int(b["query"])),
+        "finance_get_company_name": lambda kg, b: kg.get_company_name(str(b["query"])),
+        "finance_get_ticker_by_name": lambda kg, b: kg.name_dict.get(str(b["query"])),
+        "finance_get_price_history": lambda kg, b: kg.db["price"].get(str(b["query"])),
+        "finance_get_detailed_price_history": lambda kg, b: kg.db["detailed_price"].get(str(b["query"])),
+        "finance_get_dividends_history": lambda kg, b: kg.db["dividend"].get(str(b["query"])),
+        "finance_get_market_capitalization": lambda kg, b: kg.db["marketcap"].get(str(b["query"])),
+        "finance_get_eps": lambda kg, b: kg.info_field(str(b["query"]), "forwardEps"),
+        "finance_get_pe_ratio": lambda kg, b: kg.info_field(str(b["query"]), "forwardPE"),
+        "finance_get_info": lambda kg, b: kg.db["info"].get(str(b["query"])),
     }
     app = FastAPI(title="CRAG mock API (llmlab)")
 
