@@ -29,7 +29,9 @@ def make_kg(root: Path) -> Path:
     for name, obj in (("movie_db", movies), ("person_db", people), ("year_db", years)):
         (root / "movie" / f"{name}.json").write_text(json.dumps(obj))
     (root / "finance").mkdir()
-    (root / "finance" / "company_name.dict").write_text("Name,Symbol\nMeta Platforms Inc,META\nApple Inc,AAPL\nTesla Inc,TSLA\nIntel Corp,INTC\n")
+    # >= 3 names: with 2 documents BM25's idf of a term in one of them is exactly 0 (as in rank_bm25)
+    companies = "Name,Symbol\nMeta Platforms Inc,META\nApple Inc,AAPL\nTesla Inc,TSLA\nIntel Corp,INTC\n"
+    (root / "finance" / "company_name.dict").write_text(companies)
     stores = {"price": {"META": {"2024-02-28 00:00:00 EST": {"Open": 484.0, "Close": 490.2}}},
               "detailed_price": {}, "dividend": {"AAPL": {"2024-02-09 00:00:00 EST": 0.24}},
               "marketcap": {"META": 1.25e12}, "info": {"META": {"forwardEps": 20.1, "forwardPE": 24.4}}}
