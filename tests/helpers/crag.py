@@ -37,7 +37,34 @@ def make_kg(root: Path) -> Path:
               "marketcap": {"META": 1.25e12}, "info": {"META": {"forwardEps": 20.1, "forwardPE": 24.4}}}
     for name, table in stores.items():
         write_sqlitedict(root / "finance" / f"finance_{name}.sqlite", table)
+    make_sports(root / "sports")
     return root
+
+
+def make_sports(d: Path) -> None:
+    """NBA sqlite (``game``, ``play_by_play``) and a soccer match table pickle in the official layout."""
+    import sqlite3
+
+    import pandas as pd
+
+    d.mkdir()
+    conn = sqlite3.connect(d / "nba.sqlite")
+    conn.execute("CREATE TABLE game (game_id TEXT, game_date TEXT, team_name_home TEXT, team_name_away TEXT, "
+                 "pts_home REAL, wl_home TEXT)")
+    conn.executemany("INSERT INTO game VALUES (?, ?, ?, ?, ?, ?)", [
+        ("0022300001", "2023-10-24 00:00:00", "Denver Nuggets", "Los Angeles Lakers", 119.0, "W"),
+        ("0022300002", "2023-10-25 00:00:00", "Philadelphia 76ers", "Milwaukee Bucks", 117.0, "L"),
+        ("0022300003", "2023-11-02 00:00:00", "Los Angeles Lakers", "Phoenix Suns", 95.0, "L")])
+    conn.execute("CREATE TABLE play_by_play (game_id TEXT, eventnum INTEGER, homedescription TEXT)")
+    conn.executemany("INSERT INTO play_by_play VALUES (?, ?, ?)", [("0022300001", 1, "Jump ball"),
+                                                                 ("0022300003", 1, "Tip")])
+    conn.commit()
+    conn.close()
+    idx = pd.MultiIndex.from_tuples([("ENG-Premier League", "2324", "Arsenal", "g1"),
+                                     ("ENG-Premier League", "2324", "Chelsea", "g2")],
+                                    names=["league", "season", "team", "game"])
+    df = pd.DataFrame({"date": pd.to_datetime(["2024-01-20", "2024-02-04"]), "GF": [5, 1]}, index=idx)
+    df.to_pickle(d / "soccer_team_match_stats.pkl")
 
 
 def write_sqlitedict(path: Path, table: dict[str, object]) -> None:

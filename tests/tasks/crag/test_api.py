@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,19 @@ async def test_server_answers_official_paths(crag_server: str) -> None:
     assert await call_endpoint(crag_server, "finance_get_market_capitalization", {"ticker_name": "META"}) == 1.25e12
     hist = await call_endpoint(crag_server, "finance_get_price_history", {"ticker_name": "META"})
     assert hist["2024-02-28 00:00:00 EST"]["Close"] == 490.2
+    games = json.loads(await call_endpoint(crag_server, "sports_nba_get_games_on_date",
+                                           {"date": "2023-10", "team_name": "Los Angeles Lakers"}))
+    assert games["game_id"] == {"0": "0022300001"}  # the DataFrame.to_json layout the official returns
+    assert await call_endpoint(crag_server, "sports_nba_get_games_on_date", {"date": "2023-10-26"}) is None
+    evil = "x' OR '1'='1"  # pasted into the SQL text officially; a plain value here
+    assert await call_endpoint(crag_server, "sports_nba_get_games_on_date", {"date": "2023", "team_name": evil}) \
+        is None
+    pbp = json.loads(await call_endpoint(crag_server, "sports_nba_get_play_by_play_data_by_game_ids",
+                                         {"game_ids": ["0022300003"]}))
+    assert pbp["homedescription"] == {"0": "Tip"}
+    soccer = json.loads(await call_endpoint(crag_server, "sports_soccer_get_games_on_date",
+                                            {"date": "2024-01", "team_name": "Arsenal"}))
+    assert list(soccer["GF"].values()) == [5]
     with pytest.raises(DataError, match="501"):
         await call_endpoint(crag_server, "music_get_members", {"band_name": "maroon 5"})
     with pytest.raises(BackendConnectionError):

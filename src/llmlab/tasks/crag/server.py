@@ -14,12 +14,16 @@ Served here (read with the official file formats and search semantics):
   sqlitedict stores ``finance/finance_{price,detailed_price,dividend,marketcap,info}.sqlite`` (values are
   pickles: open only the official files); EPS and P/E are ``forwardEps`` / ``forwardPE`` of the info record.
 
-Not served (answer HTTP 501 naming the official server): ``music`` (pandas pickles, 20 functions over
-Billboard/Grammy tables) and ``sports`` (NBA sqlite + soccer pickle); run the official ``mock_api/server.py``
-for those and point ``-t api_url=`` at it. The tool set and client
-work with either server.
+- ``sports``: ``sports/nba.sqlite`` (tables ``game``, ``play_by_play``; parameterised queries, where the
+  official server formats the arguments into the SQL text) and ``sports/soccer_team_match_stats.pkl`` (a
+  pandas pickle, read with pandas); results are the ``DataFrame.to_json()`` strings the official returns.
 
-Deviation: ties in BM25 scores are broken by entity order (official: ``numpy.argsort`` order, unspecified).
+Not served (answers HTTP 501 naming the official server): ``music`` (pandas pickles, 20 functions over
+Billboard/Grammy tables); run the official ``mock_api/server.py`` for it and point ``-t api_url=`` at it.
+The tool set and client work with either server.
+
+Deviations: a domain is served when all its files are present (the official server needs every domain);
+ties in BM25 scores are broken by entity order (official: ``numpy.argsort`` order, unspecified).
 """
 
 from __future__ import annotations
@@ -35,11 +39,12 @@ from typing import Any
 from llmlab.core.errors import DataError
 
 _PUNCT = str.maketrans("", "", string.punctuation)
-SERVED = ("open", "movie", "finance")
+SERVED = ("open", "movie", "finance", "sports")
 FINANCE_DBS = ("price", "detailed_price", "dividend", "marketcap", "info")
 FILES = {"open": ("open/kg.0.jsonl.bz2", "open/kg.1.jsonl.bz2"),
          "movie": ("movie/movie_db.json", "movie/person_db.json", "movie/year_db.json"),
-         "finance": ("finance/company_name.dict", *(f"finance/finance_{n}.sqlite" for n in FINANCE_DBS))}
+         "finance": ("finance/company_name.dict", *(f"finance/finance_{n}.sqlite" for n in FINANCE_DBS)),
+         "sports": ("sports/nba.sqlite", "sports/soccer_team_match_stats.pkl")}
 
 
 def normalize(x: str) -> str:
@@ -179,6 +184,70 @@ class FinanceKG:
         return info.get(field) if isinstance(info, dict) else None
 
 
+def _date_cond(date: str) -> tuple[str, str]:
+    """The SQL ``strftime`` format matching ``YYYY-MM-DD``, ``YYYY-MM`` or ``YYYY`` (else every row)."""
+    fmt = {3: "%Y-%m-%d", 2: "%Y-%m", 1: "%Y"}.get(len(date.split("-")))
+    return ("strftime(?, game_date) = ?", fmt) if fmt is not None else ("1 = 1", "")
+
+
+def _frame_json(cols: list[str], rows: list[tuple[Any, ...]]) -> str | None:
+    """A table as ``pandas.DataFrame.to_json()`` writes it (column → {row index → value}); None if empty."""
+    if not rows:
+        return None
+    return json.dumps({c: {str(i): r[j] for i, r in enumerate(rows)} for j, c in enumerate(cols)},
+                      separators=(",", ":"))
+
+
+class SportsKG:
+    """The sports domain: NBA games and play-by-play (``sports/nba.sqlite``), soccer matches (pandas pickle).
+
+    NBA queries are parameterised; the official server pastes the model's arguments into the SQL text (an
+    apostrophe in a team name breaks it, and any argument can inject SQL).
+    """
+
+    def __init__(self, root: Path) -> None:
+        import sqlite3
+
+        self.conn = sqlite3.connect(f"file:{root / 'sports/nba.sqlite'}?mode=ro", uri=True, check_same_thread=False)
+        self.soccer_path = root / "sports/soccer_team_match_stats.pkl"
+        self._soccer: Any = None
+
+    def _select(self, sql: str, params: tuple[Any, ...]) -> str | None:
+        cur = self.conn.execute(sql, params)
+        return _frame_json([d[0] for d in cur.description], cur.fetchall())
+
+    def nba_games(self, date: str, team: str | None) -> str | None:
+        cond, fmt = _date_cond(date)
+        params: tuple[Any, ...] = (fmt, date) if fmt else ()
+        if team is not None:
+            return self._select(f"SELECT * FROM game WHERE (team_name_home = ? OR team_name_away = ?) AND {cond}",
+                                (team, team, *params))
+        return self._select(f"SELECT * FROM game WHERE {cond}", params)
+
+    def nba_play_by_play(self, game_ids: list[str]) -> str | None:
+        marks = ", ".join("?" for _ in game_ids)
+        return self._select(f"SELECT * FROM play_by_play WHERE game_id IN ({marks})", tuple(map(str, game_ids)))
+
+    def soccer_games(self, date: str, team: str | None) -> str | None:
+        if self._soccer is None:
+            try:
+                import pandas as pd
+            except ImportError:  # pragma: no cover
+                from llmlab.core.errors import MissingExtraError
+
+                raise MissingExtraError("pandas", "crag", "the CRAG soccer KG") from None
+            df = pd.read_pickle(self.soccer_path)  # the official KG format (a pickle: trusted files only)
+            self._soccer = df[df.index.get_level_values("league").notna()]
+        df = self._soccer
+        if team is not None:
+            df = df[df.index.get_level_values(2) == team]
+        fmt = {3: "%Y-%m-%d", 2: "%Y-%m", 1: "%Y"}.get(len(date.split("-")))
+        if fmt is None:
+            return None
+        df = df[df["date"].dt.strftime(fmt) == date]
+        return str(df.to_json(date_format="iso")) if len(df) > 0 else None
+
+
 def check_kg_dir(kg_dir: str | Path) -> list[str]:
     """The domains of :data:`SERVED` whose files are all present in ``kg_dir``.
 
@@ -218,7 +287,7 @@ def create_app(kg_dir: str | Path) -> Any:
         if domain not in available:
             raise HTTPException(404, f"domain '{domain}': KG files {', '.join(FILES[domain])} not in {root}")
         if domain not in stores:
-            stores[domain] = {"open": OpenKG, "movie": MovieKG, "finance": FinanceKG}[domain](root)
+            stores[domain] = {"open": OpenKG, "movie": MovieKG, "finance": FinanceKG, "sports": SportsKG}[domain](root)
         return stores[domain]
 
     handlers: dict[str, Any] = {
@@ -238,6 +307,9 @@ def create_app(kg_dir: str | Path) -> Any:
         "finance_get_eps": lambda kg, b: kg.info_field(str(b["query"]), "forwardEps"),
         "finance_get_pe_ratio": lambda kg, b: kg.info_field(str(b["query"]), "forwardPE"),
         "finance_get_info": lambda kg, b: kg.db["info"].get(str(b["query"])),
+        "sports_nba_get_games_on_date": lambda kg, b: kg.nba_games(str(b["date"]), b.get("team_name")),
+        "sports_nba_get_play_by_play_data_by_game_ids": lambda kg, b: kg.nba_play_by_play(list(b["game_ids"])),
+        "sports_soccer_get_games_on_date": lambda kg, b: kg.soccer_games(str(b["date"]), b.get("team_name")),
     }
     app = FastAPI(title="CRAG mock API (llmlab)")
 
