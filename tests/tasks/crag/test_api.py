@@ -66,7 +66,19 @@ async def test_server_answers_official_paths(crag_server: str) -> None:
     soccer = json.loads(await call_endpoint(crag_server, "sports_soccer_get_games_on_date",
                                             {"date": "2024-01", "team_name": "Arsenal"}))
     assert list(soccer["GF"].values()) == [5]
-    with pytest.raises(DataError, match="501"):
-        await call_endpoint(crag_server, "music_get_members", {"band_name": "maroon 5"})
+    assert await call_endpoint(crag_server, "music_search_artist_entity_by_name", {"artist_name": "maroon"}) == [
+        "Maroon 5"]
+    assert await call_endpoint(crag_server, "music_get_members", {"band_name": "Maroon 5"}) == [
+        "Adam Levine", "James Valentine"]
+    assert await call_endpoint(crag_server, "music_grammy_get_best_artist_by_year", {"year": 2009}) == ["Adele"]
+    assert await call_endpoint(crag_server, "music_grammy_get_best_artist_by_year", {"year": 1950}) is None
+    assert await call_endpoint(crag_server, "music_grammy_get_award_count_by_artist", {"artist_name": "Adele"}) == 4
+    assert await call_endpoint(crag_server, "music_grammy_get_award_date_by_artist", {"artist_name": "Adele"}) == [
+        2009, 2016]
+    assert await call_endpoint(crag_server, "music_get_billboard_rank_date", {"rank": 1}) == [["Hello"], ["Adele"]]
+    assert await call_endpoint(crag_server, "music_get_billboard_attributes", {
+        "date": "2015-11-14", "attribute": "rank_last_week", "song_name": "Hello"}) == "-"
+    assert await call_endpoint(crag_server, "music_get_song_release_date", {"song_name": "Hello"}) == "2015-10-23"
+    assert await call_endpoint(crag_server, "music_get_lifespan", {"artist_name": "Adele"}) == ["1988-05-05", None]
     with pytest.raises(BackendConnectionError):
         await call_endpoint("http://127.0.0.1:9", "open_get_entity", {"entity": "x"})

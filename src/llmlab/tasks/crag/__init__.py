@@ -10,7 +10,7 @@ Spec: ``evaluation.md`` §5. Implements
   official instruction structure and in-context examples (our wording, :mod:`~llmlab.tasks.crag.prompts`),
   last-JSON-block parse; score = accuracy − hallucination, with per-type / per-domain / per-dynamism tables.
 - The mock API as an OpenAI-style tool set over its 38 endpoints (:mod:`~llmlab.tasks.crag.api`) and a
-  local server over user-supplied KG files (:mod:`~llmlab.tasks.crag.server`; open, movie, finance, sports).
+  local server over user-supplied KG files (:mod:`~llmlab.tasks.crag.server`; all five domains).
 - The paper's baselines: LLM-only is this task's own prompt (``--method direct``); LLM + pages and LLM +
   pages + mock API are the methods ``crag_rag`` and ``crag_rag_api`` (:mod:`llmlab.methods.crag_rag`).
 

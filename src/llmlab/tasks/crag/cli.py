@@ -15,7 +15,7 @@ def crag() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 def serve_cmd(kg_dir: str, host: str, port: int) -> None:
-    """Serve the CRAG mock API (open, movie, finance, sports) over the KG files in --kg."""
+    """Serve the CRAG mock API (all five domains) over the KG files in --kg."""
     from llmlab.tasks.crag.server import check_kg_dir, serve
 
     domains = check_kg_dir(kg_dir)

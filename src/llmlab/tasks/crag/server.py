@@ -18,12 +18,16 @@ Served here (read with the official file formats and search semantics):
   official server formats the arguments into the SQL text) and ``sports/soccer_team_match_stats.pkl`` (a
   pandas pickle, read with pandas); results are the ``DataFrame.to_json()`` strings the official returns.
 
-Not served (answers HTTP 501 naming the official server): ``music`` (pandas pickles, 20 functions over
-Billboard/Grammy tables); run the official ``mock_api/server.py`` for it and point ``-t api_url=`` at it.
-The tool set and client work with either server.
+- ``music``: the six official pickles (artist and song dicts, Billboard Hot 100 rank and song tables, the
+  Grammy DataFrame, artist works), all 20 functions. Pickles are code: open only the official files.
+
+The tool set and client work with this server or the official ``mock_api/server.py`` (``-t api_url=``).
 
 Deviations: a domain is served when all its files are present (the official server needs every domain);
-ties in BM25 scores are broken by entity order (official: ``numpy.argsort`` order, unspecified).
+music entity search uses the same Okapi BM25 as the other domains (the official uses its ``fast_bm25``
+``get_top_n``, whose idf cut-off differs slightly); ``get_members`` is sorted (official: set order); a
+``get_billboard_rank_date`` date that is not in the chart gives ``[[], []]`` (official: falls through to the
+same empty lists); ties in BM25 scores are broken by entity order (official: ``numpy.argsort`` order, unspecified).
 """
 
 from __future__ import annotations
@@ -39,11 +43,14 @@ from typing import Any
 from llmlab.core.errors import DataError
 
 _PUNCT = str.maketrans("", "", string.punctuation)
-SERVED = ("open", "movie", "finance", "sports")
+SERVED = ("open", "movie", "finance", "music", "sports")
+MUSIC_FILES = ("artist_dict_simplified", "song_dict_simplified", "grammy_df", "rank_dict_hot100", "song_dict_hot100",
+               "artist_work_dict")
 FINANCE_DBS = ("price", "detailed_price", "dividend", "marketcap", "info")
 FILES = {"open": ("open/kg.0.jsonl.bz2", "open/kg.1.jsonl.bz2"),
          "movie": ("movie/movie_db.json", "movie/person_db.json", "movie/year_db.json"),
          "finance": ("finance/company_name.dict", *(f"finance/finance_{n}.sqlite" for n in FINANCE_DBS)),
+         "music": tuple(f"music/{n}.pickle" for n in MUSIC_FILES),
          "sports": ("sports/nba.sqlite", "sports/soccer_team_match_stats.pkl")}
 
 
@@ -184,6 +191,96 @@ class FinanceKG:
         return info.get(field) if isinstance(info, dict) else None
 
 
+class MusicKG:
+    """The music domain over the official pickles (artist/song dicts, Billboard Hot 100, a Grammy DataFrame).
+
+    The pickles need pandas (the Grammy table is a DataFrame) and are code: open only the official files.
+    """
+
+    def __init__(self, root: Path) -> None:
+        import pickle
+
+        try:
+            import pandas  # noqa: F401 - the Grammy pickle is a DataFrame
+        except ImportError:  # pragma: no cover
+            from llmlab.core.errors import MissingExtraError
+
+            raise MissingExtraError("pandas", "crag", "the CRAG music KG") from None
+        data = {}
+        for name in MUSIC_FILES:
+            with (root / f"music/{name}.pickle").open("rb") as f:
+                data[name] = pickle.load(f)  # the official KG format
+        self.artists: dict[str, Any] = data["artist_dict_simplified"]
+        self.songs: dict[str, Any] = data["song_dict_simplified"]
+        self.grammy = data["grammy_df"]
+        self.rank_hot: dict[str, Any] = data["rank_dict_hot100"]
+        self.song_hot: dict[str, Any] = data["song_dict_hot100"]
+        self.works: dict[str, Any] = data["artist_work_dict"]
+        self.artist_index = self._index(self.artists)
+        self.song_index = self._index(self.songs)
+
+    @staticmethod
+    def _index(names: dict[str, Any]) -> tuple[list[str], dict[str, list[str]], BM25]:
+        key_map: dict[str, list[str]] = {}
+        for e in names:
+            key_map.setdefault(normalize(e), []).append(e)
+        corpus = sorted(key_map)
+        return corpus, key_map, BM25([ne.split() for ne in corpus])
+
+    @staticmethod
+    def search(index: tuple[list[str], dict[str, list[str]], BM25], query: str) -> list[str]:
+        corpus, key_map, bm25 = index
+        out: list[str] = []
+        for i in bm25.top(normalize(query).split()):
+            out += key_map[corpus[i]]
+        return out[:10]
+
+    def billboard_rank_date(self, rank: int, date: str | None) -> Any:
+        entries = self.rank_hot.get(str(rank))
+        if entries is None:
+            return [None, None]
+        if date:
+            for e in entries:
+                if e["Date"] == date:
+                    return [[e["Song"]], [e["Artist"]]]
+            return [[], []]
+        return [[e["Song"] for e in entries], [e["Artist"] for e in entries]]
+
+    def billboard_attribute(self, date: str, attribute: str, song: str) -> Any:
+        row = self.song_hot.get(song, {}).get(date)
+        if row is None:
+            return None
+        # the official column layout: positions 4-6 swap meaning when last week's rank is "-" (a new entry)
+        cols = {"rank_last_week": 6, "weeks_in_chart": 5, "top_position": 4} if row[6] == "-" else \
+            {"rank_last_week": 4, "weeks_in_chart": 6, "top_position": 5}
+        return row[cols.get(attribute, 3)]
+
+    def _grammy_by_year(self, category: str, year: int) -> Any:
+        if not 1957 <= int(year) <= 2019:
+            return None
+        g = self.grammy
+        return g[(g["category"] == category) & (g["year"] == int(year))]["nominee"].tolist()
+
+    def _grammy_rows_mentioning(self, name: str) -> list[int]:
+        g = self.grammy
+        rows: list[int] = []
+        for col in ("nominee", "artist", "workers"):
+            rows += [i for i, v in enumerate(g[col]) if name in str(v)]
+        return rows
+
+    def grammy_award_count_by_artist(self, name: str) -> int:
+        return len(self._grammy_rows_mentioning(name))  # officially: rows counted once per matching column
+
+    def grammy_award_dates_by_artist(self, name: str) -> list[int]:
+        years = self.grammy["year"]
+        return sorted({int(years.iloc[i]) for i in set(self._grammy_rows_mentioning(name))})
+
+    def field(self, table: dict[str, Any], key: str, name: str) -> Any:
+        entry = table.get(key)
+        value = entry.get(name) if isinstance(entry, dict) else None
+        return value if value else None
+
+
 def _date_cond(date: str) -> tuple[str, str]:
     """The SQL ``strftime`` format matching ``YYYY-MM-DD``, ``YYYY-MM`` or ``YYYY`` (else every row)."""
     fmt = {3: "%Y-%m-%d", 2: "%Y-%m", 1: "%Y"}.get(len(date.split("-")))
@@ -287,7 +384,8 @@ def create_app(kg_dir: str | Path) -> Any:
         if domain not in available:
             raise HTTPException(404, f"domain '{domain}': KG files {', '.join(FILES[domain])} not in {root}")
         if domain not in stores:
-            stores[domain] = {"open": OpenKG, "movie": MovieKG, "finance": FinanceKG, "sports": SportsKG}[domain](root)
+            stores[domain] = {"open": OpenKG, "movie": MovieKG, "finance": FinanceKG, "music": MusicKG,
+                              "sports": SportsKG}[domain](root)
         return stores[domain]
 
     handlers: dict[str, Any] = {
@@ -307,6 +405,29 @@ def create_app(kg_dir: str | Path) -> Any:
         "finance_get_eps": lambda kg, b: kg.info_field(str(b["query"]), "forwardEps"),
         "finance_get_pe_ratio": lambda kg, b: kg.info_field(str(b["query"]), "forwardPE"),
         "finance_get_info": lambda kg, b: kg.db["info"].get(str(b["query"])),
+        "music_search_artist_entity_by_name": lambda kg, b: kg.search(kg.artist_index, str(b["query"])),
+        "music_search_song_entity_by_name": lambda kg, b: kg.search(kg.song_index, str(b["query"])),
+        "music_get_billboard_rank_date": lambda kg, b: kg.billboard_rank_date(int(b["rank"]), b.get("date")),
+        "music_get_billboard_attributes": lambda kg, b: kg.billboard_attribute(str(b["date"]), str(b["attribute"]),
+                                                                               str(b["song_name"])),
+        "music_grammy_get_best_artist_by_year": lambda kg, b: kg._grammy_by_year("Best New Artist", b["query"]),
+        "music_grammy_get_best_song_by_year": lambda kg, b: kg._grammy_by_year("Song Of The Year", b["query"]),
+        "music_grammy_get_best_album_by_year": lambda kg, b: kg._grammy_by_year("Album Of The Year", b["query"]),
+        "music_grammy_get_award_count_by_artist": lambda kg, b: kg.grammy_award_count_by_artist(str(b["query"])),
+        "music_grammy_get_award_count_by_song": lambda kg, b: int((kg.grammy["nominee"] == str(b["query"])).sum()),
+        "music_grammy_get_award_date_by_artist": lambda kg, b: kg.grammy_award_dates_by_artist(str(b["query"])),
+        "music_grammy_get_all_awarded_artists": lambda kg, b: kg.grammy[kg.grammy["category"] == "Best New Artist"][
+            "nominee"].dropna().unique().tolist(),
+        "music_get_artist_birth_place": lambda kg, b: kg.field(kg.artists, str(b["query"]), "country"),
+        "music_get_artist_birth_date": lambda kg, b: kg.field(kg.artists, str(b["query"]), "birth_date"),
+        "music_get_members": lambda kg, b: (sorted(set(kg.artists[str(b["query"])]["members"]))
+                                            if str(b["query"]) in kg.artists else None),
+        "music_get_lifespan": lambda kg, b: [kg.field(kg.artists, str(b["query"]), "birth_date"),
+                                             kg.field(kg.artists, str(b["query"]), "end_date")],
+        "music_get_song_author": lambda kg, b: kg.field(kg.songs, str(b["query"]), "author"),
+        "music_get_song_release_country": lambda kg, b: kg.field(kg.songs, str(b["query"]), "country"),
+        "music_get_song_release_date": lambda kg, b: kg.field(kg.songs, str(b["query"]), "date"),
+        "music_get_artist_all_works": lambda kg, b: kg.works.get(str(b["query"])),
         "sports_nba_get_games_on_date": lambda kg, b: kg.nba_games(str(b["date"]), b.get("team_name")),
         "sports_nba_get_play_by_play_data_by_game_ids": lambda kg, b: kg.nba_play_by_play(list(b["game_ids"])),
         "sports_soccer_get_games_on_date": lambda kg, b: kg.soccer_games(str(b["date"]), b.get("team_name")),
