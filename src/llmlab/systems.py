@@ -93,7 +93,7 @@ SYSTEMS: tuple[System, ...] = (
                  "WildBench rewards/scores; verify leaderboard tables."),
            )),
     System("CRAG", "2406.04744", "task", "facebookresearch/CRAG", "tasks/crag/", "partial",
-           "official auto-eval (600/600 vs official); 38-tool mock API; local server (5 domains) untested on the real KG", (
+           "auto-eval = official on 600/600; 38-tool mock API; 5-domain server untested on the real KG", (
                P("task", "crag", "llmlab.tasks.crag:CRAG"),
                P("method", "crag_rag", "llmlab.methods.crag_rag:CragRAG"),
                P("method", "crag_rag_api", "llmlab.methods.crag_rag:CragRAGAPI"),
