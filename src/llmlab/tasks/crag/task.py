@@ -25,6 +25,7 @@ from llmlab.tasks.crag.scoring import (
 
 DATASET = "crag"
 EXAMPLE_FILE = ("example_data", "dev_data.jsonl.bz2")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 class CRAGConfig(TaskConfig):
@@ -180,8 +181,11 @@ class CRAG(Task):
 
     def trim(self, prediction: str) -> str:
         """The official 75-token trim with the Llama tokenizer."""
-        path = (tokenizer_dir(self.cfg.tokenizer) if self.cfg.tokenizer is not None
-                else str(self.data_path(DATASET, "tokenizer", "tokenizer.json").parent))
+        if self.cfg.tokenizer is not None:
+            path = tokenizer_dir(self.cfg.tokenizer)
+        else:  # each file resolved (and fetched from the official source when absent)
+            files = [self.data_path(DATASET, "tokenizer", f) for f in TOKENIZER_FILES]
+            path = str(files[0].parent)
         return trim_prediction(prediction, load_tokenizer(path), self.cfg.max_prediction_tokens)
 
     def judge_system(self) -> str:
