@@ -158,11 +158,18 @@ def five_tuple_hash(src: tuple[int, int, int], dst: tuple[int, int, int], sport:
 
 
 def ecmp_spine(topo: Topology, src: tuple[int, int, int], sport: int, dst: tuple[int, int, int], seed: int) -> int:
-    """Spine an ECMP leaf picks for a flow: hash(5-tuple) mod the number of alive uplinks."""
+    """Spine an ECMP leaf picks for a flow: hash(5-tuple) mod the spines that still route to the destination leaf.
+
+    A spine whose uplink from the source leaf or whose downlink to the destination leaf is down is not in the
+    ECMP group (routing withdraws it); a blackhole (routable, carrying nothing) stays in.
+    """
     g, p = topo.leaf_of(src[0], src[2])
-    alive = topo.alive_uplinks(g, p)
+    dg, dp = topo.leaf_of(dst[0], dst[2])
+    first_down = topo.fabric_link(dg, dp, 0, False)
+    down_ok = topo.routable[first_down:first_down + 2 * topo.spec.n_spines:2]
+    alive = [s for s in topo.alive_uplinks(g, p) if down_ok[s]]
     if not alive:
-        raise ConfigError(f"leaf{g}.{p} has no alive uplink")
+        raise ConfigError(f"no spine routes leaf{g}.{p} to leaf{dg}.{dp}")
     return alive[five_tuple_hash(src, dst, sport, seed * 1_000_003 + g * 31 + p) % len(alive)]
 
 
