@@ -39,8 +39,12 @@ from llmlab.models.sparse_ffn import ActivationPredictor, SparseFFN, record_acti
 
 
 def synthetic_predictors(hiddens: list[torch.Tensor], d_ff: int, sparsity: float, rank: int, seed: int,
-                         skew: float) -> list[ActivationPredictor]:
-    """Per layer, a random predictor with power-law neuron popularity at the requested predicted density."""
+                         skew: float, noise: float) -> list[ActivationPredictor]:
+    """Per layer, a random predictor with power-law neuron popularity at the requested predicted density.
+
+    Logit of neuron k = ``noise`` · (input-dependent part, unit std) − ``skew`` · log(1 + popularity rank of k),
+    shifted to the requested density: ``skew`` sets locality across tokens, ``noise`` the per-token variation.
+    """
     g = torch.Generator().manual_seed(seed)
     out = []
     for h in hiddens:
@@ -49,6 +53,7 @@ def synthetic_predictors(hiddens: list[torch.Tensor], d_ff: int, sparsity: float
         with torch.no_grad():
             p.fc1.weight.copy_(torch.randn(rank, d, generator=g) / d**0.5)
             p.fc2.weight.copy_(torch.randn(d_ff, rank, generator=g) / rank**0.5)
+            p.fc2.weight.mul_(noise / p(h).sub(p.fc2.bias).std())
             popularity = skew * torch.log1p(torch.arange(d_ff, dtype=torch.float32))  # rank-based power law
             p.fc2.bias.copy_(-popularity[torch.randperm(d_ff, generator=g)])
             logits = p(h)  # (T, d_ff)
@@ -87,6 +92,7 @@ def main() -> None:
     ap.add_argument("--budget-frac", type=float, default=0.25, help="budget / FFN bytes")
     ap.add_argument("--sparsity", type=float, default=0.9)
     ap.add_argument("--skew", type=float, default=1.0, help="power-law strength of neuron popularity")
+    ap.add_argument("--noise", type=float, default=1.0, help="std of the input-dependent predictor logit")
     ap.add_argument("--hot-fraction", type=float, default=0.5)
     ap.add_argument("--io-threads", type=int, default=4)
     ap.add_argument("--max-cluster", type=int, default=64)
@@ -105,7 +111,7 @@ def main() -> None:
     budget = int(args.budget_frac * total)
     prof = torch.randint(0, 256, (1, 256), generator=torch.Generator().manual_seed(args.seed + 1))
     hiddens = [h for h, _ in record_activations(model, [prof])]
-    preds = synthetic_predictors(hiddens, args.d_ff, args.sparsity, 64, args.seed, args.skew)
+    preds = synthetic_predictors(hiddens, args.d_ff, args.sparsity, 64, args.seed, args.skew, args.noise)
     layers = [SparseFFN(blk.ffn, p) for blk, p in zip(model.blocks, preds, strict=True)]
     freq = profile_frequency(layers, hiddens)
     density = float(np.mean([f.mean() for f in freq]))
@@ -124,7 +130,7 @@ def main() -> None:
     first.close()
     print(f"FFN {total / 2**20:.0f} MiB in {path} (bundle {first.layout.bundle_bytes} B), budget {budget / 2**20:.0f} "
           f"MiB ({total / budget:.1f}x smaller), predicted density {density:.3f}, O_DIRECT {first.file.direct}, "
-          f"{args.tokens} tokens x {args.rounds} rounds, torch threads {args.threads}, io threads {args.io_threads}")
+          f"{args.tokens} tokens x {args.rounds} rounds, skew {args.skew}, noise {args.noise}, torch threads {args.threads}, io threads {args.io_threads}")
     prompt = list(range(32, 48))
     results: dict[str, list[dict[str, float | list[int]]]] = {k: [] for k in engines}
     for _ in range(args.rounds):  # interleaved: load from other processes hits every row alike
