@@ -130,7 +130,8 @@ def main() -> None:
     first.close()
     print(f"FFN {total / 2**20:.0f} MiB in {path} (bundle {first.layout.bundle_bytes} B), budget {budget / 2**20:.0f} "
           f"MiB ({total / budget:.1f}x smaller), predicted density {density:.3f}, O_DIRECT {first.file.direct}, "
-          f"{args.tokens} tokens x {args.rounds} rounds, skew {args.skew}, noise {args.noise}, torch threads {args.threads}, io threads {args.io_threads}")
+          f"{args.tokens} tokens x {args.rounds} rounds, skew {args.skew}, noise {args.noise}, "
+          f"torch threads {args.threads}, io threads {args.io_threads}")
     prompt = list(range(32, 48))
     results: dict[str, list[dict[str, float | list[int]]]] = {k: [] for k in engines}
     for _ in range(args.rounds):  # interleaved: load from other processes hits every row alike
