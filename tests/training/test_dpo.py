@@ -65,4 +65,15 @@ def test_experiment_reward_kl_real_run():
     rewards = [v["reward"] for runs in r["runs"].values() for v in runs.values()]
     kls = [v["kl"] for runs in r["runs"].values() for v in runs.values()]
     assert len(rewards) == 12 and all(math.isfinite(x) for x in rewards + kls)
-    assert max(rewards) > r["ref_reward"]  # preference training can raise the computable reward
+    # docs/experiments.md reports that the paper's claim does NOT hold here; it states these facts:
+    # LRML has far lower KL than DPO at every β but its reward falls below the reference's (0.04-0.16 vs
+    # 0.19), DPO and hinge more than double the reference's reward, and LRML's training ends in the
+    # loss's local minimum at ρ ≈ -0.12 (final losses 0.79-0.80, minimum 0.786)
+    ref, runs, holds = r["ref_reward"], r["runs"], r["claim_direction_holds"]
+    assert holds["discopop KL < dpo KL at mid β (0.025-0.1)"] is True
+    assert holds["discopop reward >= 0.95 x dpo reward at mid β"] is False
+    for b, v in runs["discopop"].items():
+        assert v["kl"] < 0.5 * runs["dpo"][b]["kl"]
+        assert v["reward"] < ref
+        assert 0.76 <= v["final_loss"] <= 0.82
+    assert all(v["reward"] > 2 * ref for loss in ("dpo", "hinge") for v in runs[loss].values())

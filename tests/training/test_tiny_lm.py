@@ -8,7 +8,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from llmlab.core.errors import ConfigError, DataError  # noqa: E402
-from llmlab.core.registry import EXPERIMENTS  # noqa: E402
 from llmlab.training.tiny_lm import (  # noqa: E402
     TrainConfig,
     eval_windows,
@@ -104,11 +103,59 @@ def test_unknown_experiment_raises():
         run_experiment("nope")
 
 
+# The slow tests run the quick (--quick, seed 0) version of each lab experiment and assert what
+# docs/experiments.md states for that run; downstream_scaling and shiftadd_quant_ladder have their own
+# slow tests (tests/stats/test_scaling_lab.py, tests/models/shiftadd/test_cli.py).
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", EXPERIMENTS.names())
-def test_experiment_quick_runs_for_real(name):
-    res = run_experiment(name, quick=True)
-    assert isinstance(res["claim_direction_holds"], bool)
+def test_drelu_has_the_stated_sparsity_at_equal_loss():
+    # docs/experiments.md: dReLU 86-90% exact zeros (> 80% claimed) at a loss equal to or below SwiGLU's,
+    # ReLU-gate in between, SwiGLU none; sparsity rises with depth; a 93-97%-recall predictor costs ~0 bpb
+    res = run_experiment("drelu_vs_swiglu", quick=True)
+    m = res["measured"]
+    assert 0.84 <= m["drelu_sparsity"] <= 0.92
+    assert m["swiglu_sparsity"] == 0.0 < m["relu_gate_sparsity"] < m["drelu_sparsity"]
+    assert m["relative_loss_gap"] <= 0.01  # quick run: -0.4%
+    assert res["claim_direction_holds"] is True
+    per_layer = res["runs"]["drelu"]["sparsity"]["exact_zero"]
+    assert per_layer[-1] > per_layer[0]
+    assert min(res["runs"]["drelu"]["top20pct_neuron_share"]) > 0.3  # uniform would be 0.2
+    pred = res["predictor"]
+    assert all(la["recall"] >= 0.9 for la in pred["per_layer"])
+    assert abs(pred["sparse_val_bpb"] - pred["dense_val_bpb"]) < 0.005
+
+
+@pytest.mark.slow
+def test_samba_extrapolates_and_full_attention_does_not():
+    # docs/experiments.md (quick, seed 0): Samba's 16x loss is below its 1x loss and its far penalty is
+    # within +-0.03 of SWA-only's; the transformer's is +0.21; "Samba <= best single mixer at 1x" does
+    # NOT hold (Mamba-only is better), which the doc reports
+    res = run_experiment("samba_extrapolation", quick=True)
+    m = res["measured"]
+    assert m["growth_samba"] < -0.1
+    assert abs(m["far_penalty_vs_swa_samba"]) <= 0.03
+    assert m["far_penalty_vs_swa_transformer"] > 0.1
+    assert res["claim_direction_holds"] is True
+    assert m["samba"]["1x"] > m["mamba"]["1x"]  # the stated non-reproduction
+    assert 0.0 < res["samba_at_train_len_vs_best_single"] < 0.1
+
+
+@pytest.mark.slow
+def test_moe_gate_norm_sharpens_routing_in_the_quick_run():
+    # docs/experiments.md (quick, seed 0): normalisation raises Max1/Max2 (final 1.92 vs 1.46, mean over
+    # training 1.71 vs 1.31) and lowers the final drop rate (0.234 vs 0.301); at capacity 1.25 the adaptive
+    # α saturates at α_max, so that run equals fixed α; at capacity 2 α differs across layers, below α_max
+    res = run_experiment("moe_gate_norm", quick=True)
+    m = res["measured"]
+    assert m["max1_max2_on"] > m["max1_max2_off"] + 0.2
+    assert m["max1_max2_mean_over_training_on"] > m["max1_max2_mean_over_training_off"]
+    assert m["drop_on"] < m["drop_off"]
+    assert res["claim_direction_holds"] is True
+    assert all(a == pytest.approx(0.01) for a in m["adaptive_alpha_per_layer"])
+    assert m["val_bpb"]["gate_norm_adaptive_aux"] == pytest.approx(m["val_bpb"]["gate_norm"], abs=1e-6)
+    alphas = m["cf2_alpha_per_layer"]
+    assert max(alphas) - min(alphas) > 1e-3 and min(alphas) < 0.01
     for rec in res["runs"].values():
         assert math.isfinite(rec["val_bpb"]) and rec["val_bpb"] < 8.0
 
