@@ -143,20 +143,23 @@ def test_samba_extrapolates_and_full_attention_does_not():
 
 
 @pytest.mark.slow
-def test_moe_gate_norm_sharpens_routing_in_the_quick_run():
-    # docs/experiments.md (quick, seed 0): normalisation raises Max1/Max2 (final 1.92 vs 1.46, mean over
-    # training 1.71 vs 1.31) and lowers the final drop rate (0.234 vs 0.301); at capacity 1.25 the adaptive
-    # α saturates at α_max, so that run equals fixed α; at capacity 2 α differs across layers, below α_max
+def test_moe_gate_norm_lowers_drop_but_final_sharpness_ties():
+    # docs/experiments.md, quick seed 0 re-measured 2026-12-03 (current code): the claim as coded does NOT
+    # hold: normalisation lowers the final drop rate (0.241 vs 0.323) and raises the mean Max1/Max2 over
+    # training (1.36 vs 1.30), but the final Max1/Max2 ties (1.429 vs 1.438); at capacity 1.25 the adaptive
+    # α saturates at α_max (so that run equals fixed α); at capacity 2 α tracks each layer's drop rate
     res = run_experiment("moe_gate_norm", quick=True)
     m = res["measured"]
-    assert m["max1_max2_on"] > m["max1_max2_off"] + 0.2
-    assert m["max1_max2_mean_over_training_on"] > m["max1_max2_mean_over_training_off"]
-    assert m["drop_on"] < m["drop_off"]
-    assert res["claim_direction_holds"] is True
+    assert abs(m["max1_max2_on"] - m["max1_max2_off"]) < 0.05
+    assert m["max1_max2_mean_over_training_on"] > m["max1_max2_mean_over_training_off"] + 0.03
+    assert m["drop_on"] < m["drop_off"] - 0.05
+    assert res["claim_direction_holds"] is False
     assert all(a == pytest.approx(0.01) for a in m["adaptive_alpha_per_layer"])
     assert m["val_bpb"]["gate_norm_adaptive_aux"] == pytest.approx(m["val_bpb"]["gate_norm"], abs=1e-6)
-    alphas = m["cf2_alpha_per_layer"]
-    assert max(alphas) - min(alphas) > 1e-3 and min(alphas) < 0.01
+    alphas, drops = m["cf2_alpha_per_layer"], m["cf2_drop_per_layer"]
+    assert max(alphas) - min(alphas) > 5e-4 and min(alphas) < 0.0095
+    assert alphas.index(max(alphas)) == drops.index(max(drops))
+    assert alphas.index(min(alphas)) == drops.index(min(drops))
     for rec in res["runs"].values():
         assert math.isfinite(rec["val_bpb"]) and rec["val_bpb"] < 8.0
 
