@@ -1,0 +1,178 @@
+"""Per-language harness of McEval: file name, build/run commands, pass rule, toolchain, Debian packages.
+
+Commands follow the official ``eval/excute.py`` (commit 09dec12) unless a deviation is noted in
+:mod:`llmlab.tasks.mceval`. Each language runs as ONE sandboxed shell script (compile, then run), so the
+wall-clock limit covers compile + run, as the official ``time_limit`` does for most languages.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass, field
+
+VM_LANGS = {"Java", "Kotlin", "Scala", "Groovy", "Go", "JavaScript", "TypeScript", "CoffeeScript", "Haskell",
+            "Common Lisp", "Erlang", "Elixir", "Racket", "Scheme", "Julia", "C#", "Dart", "R", "Emacs Lisp"}
+
+
+@dataclass(frozen=True)
+class Lang:
+    """How one McEval language is built, run and judged.
+
+    Attributes:
+        name: The McEval language name (file name of its jsonl).
+        fence: Markdown fence tags a model may use (first: the one we write for canonical answers).
+        filename: The source file name (``{module}`` is replaced by the item's ``module``).
+        script: Shell lines run in the sandbox (``{src}``: the source file, ``{stem}``: its stem,
+            ``{module}``: the Erlang module, ``{python}``: this Python, ``{lua}``: the Lua interpreter).
+        tools: Programs that must be on PATH (the first missing one is reported).
+        packages: Debian packages that provide them (``llmlab mceval setup``).
+        stdout_fail: Substrings of stdout that make a run fail (case-sensitive unless ``lower=True``).
+        stderr_fail: Substrings of stderr that make a run fail.
+        timeout: Wall-clock seconds for compile + run (official: 15 s; more where it allows more).
+        kind: ``exec`` (run the program), ``json``/``html``/``markdown`` (compare to a reference file), ``awk``
+            (compare the output with the canonical command's output).
+        test_first: The program is ``test + prompt + solution`` (Fortran), not ``prompt + solution + test``.
+        env: Extra environment variables for the run.
+    """
+
+    name: str
+    fence: tuple[str, ...]
+    filename: str
+    script: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()
+    stdout_fail: tuple[str, ...] = ()
+    stderr_fail: tuple[str, ...] = ()
+    lower_stdout: bool = False
+    timeout: float = 15.0
+    kind: str = "exec"
+    test_first: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+
+    def missing_tool(self) -> str | None:
+        """The first required program not on PATH (``None``: all there)."""
+        for tool in self.tools:
+            if tool == "{lua}":
+                if lua_interpreter() is None:
+                    return "lua"
+                continue
+            if shutil.which(tool) is None:
+                return tool
+        return None
+
+    @property
+    def memory(self) -> int | None:
+        """Address-space limit: none for runtimes that reserve huge virtual ranges (JVM, V8, Go, GHC...)."""
+        return None if self.name in VM_LANGS else 4 << 30
+
+
+def lua_interpreter() -> str | None:
+    """``lua5.4`` when installed, else ``lua`` (the official harness calls ``lua``)."""
+    for name in ("lua5.4", "lua5.3", "lua"):
+        if shutil.which(name):
+            return name
+    return None
+
+
+def _simple(name: str, fence: tuple[str, ...], ext: str, cmd: str, tool: str, packages: tuple[str, ...],
+            **kw: object) -> Lang:
+    return Lang(name, fence, f"main.{ext}", (cmd.replace("{tool}", tool),), (tool,), packages, **kw)  # type: ignore[arg-type]
+
+
+GO_ENV = {"GO111MODULE": "off", "GOPATH": "/usr/share/gocode", "GOFLAGS": "-buildvcs=false", "CGO_ENABLED": "0"}
+
+LANGS: dict[str, Lang] = {lang.name: lang for lang in (
+    Lang("Python", ("python", "py", "Python"), "main.py", ("{python} main.py",), ("python3",), ()),
+    Lang("C", ("c", "C"), "main.c", ("gcc -o main main.c -lm", "./main"), ("gcc",), ("gcc", "libc6-dev"),
+         stdout_fail=("failed",)),
+    Lang("CPP", ("cpp", "c++", "C++", "CPP"), "main.cpp", ("g++ -g -std=c++11 -o main main.cpp", "./main"),
+         ("g++",), ("g++",), stdout_fail=("failed",)),
+    Lang("Go", ("go", "Go", "golang"), "main_test.go", ("go test main_test.go",), ("go",),
+         ("golang-go", "golang-github-stretchr-testify-dev"), timeout=35.0, env=GO_ENV,
+         stderr_fail=()),
+    Lang("Rust", ("rust", "Rust", "rs"), "main.rs",
+         ("rustc --edition 2021 --test -A warnings -o main main.rs", "./main"), ("rustc",), ("rustc",),
+         timeout=35.0),
+    Lang("Java", ("java", "Java"), "Main.java", ("java -ea Main.java",), ("java",), ("default-jdk-headless",),
+         timeout=20.0),
+    Lang("JavaScript", ("javascript", "js", "JavaScript"), "main.js", ("node main.js",), ("node",), ("nodejs",),
+         stderr_fail=("failed",)),
+    Lang("TypeScript", ("typescript", "ts", "TypeScript"), "main.ts",
+         ("tsc --lib es2015,dom main.ts > tsc.log 2>&1", "node main.js"), ("tsc", "node"),
+         ("node-typescript", "nodejs"), stderr_fail=("failed",), timeout=30.0),
+    Lang("Ruby", ("ruby", "rb", "Ruby"), "main.rb", ("ruby main.rb",), ("ruby",), ("ruby",)),
+    Lang("PHP", ("php", "PHP"), "main.php", ("php -d zend.assertions=1 -d assert.exception=1 main.php",), ("php",),
+         ("php-cli",)),
+    Lang("Perl", ("perl", "pl", "Perl"), "main.pl", ("perl main.pl",), ("perl",), ("perl",)),
+    Lang("Lua", ("lua", "Lua"), "main.lua", ("{lua} main.lua",), ("{lua}",), ("lua5.4",), stderr_fail=("failed",)),
+    Lang("R", ("r", "R"), "main.R", ("Rscript main.R",), ("Rscript",), ("r-base-core",)),
+    Lang("Racket", ("racket", "Racket", "rkt"), "main.rkt", ("racket main.rkt",), ("racket",), ("racket",),
+         stderr_fail=("FAILURE",), timeout=30.0),
+    Lang("Scheme", ("scheme", "Scheme", "racket"), "main.scm", ("racket main.scm",), ("racket",), ("racket",),
+         stderr_fail=("FAILURE",), timeout=30.0),
+    Lang("Haskell", ("haskell", "hs", "Haskell"), "main.hs", ("ghc -o main main.hs > ghc.log", "./main"),
+         ("ghc",), ("ghc",), stdout_fail=("fail",), lower_stdout=True, timeout=40.0),
+    Lang("Elixir", ("elixir", "Elixir", "exs"), "main.exs", ("elixir main.exs",), ("elixir",), ("elixir",),
+         timeout=30.0),
+    Lang("Erlang", ("erlang", "Erlang", "erl"), "{module}.erl",
+         ("erlc {module}.erl", "erl -noshell -s {module} test -s init stop"), ("erlc", "erl"), ("erlang-nox",),
+         timeout=30.0),
+    Lang("Fortran", ("fortran", "Fortran", "f90", "f95"), "main.f95", ("gfortran -o main main.f95", "./main"),
+         ("gfortran",), ("gfortran",), stdout_fail=("failed",), test_first=True),
+    Lang("Pascal", ("pascal", "Pascal", "pas", "delphi"), "main.pas", ("fpc -MObjfpc main.pas > fpc.log", "./main"),
+         ("fpc",), ("fp-compiler",), stderr_fail=("failed",)),
+    Lang("Common Lisp", ("lisp", "common-lisp", "commonlisp", "cl"), "main.lisp", ("sbcl --script main.lisp",),
+         ("sbcl",), ("sbcl",)),
+    Lang("Emacs Lisp", ("elisp", "emacs-lisp", "lisp"), "main.el", ("emacs --batch -l main.el",), ("emacs",),
+         ("emacs-nox",)),
+    Lang("Tcl", ("tcl", "Tcl"), "main.tcl", ("tclsh main.tcl",), ("tclsh",), ("tcl",)),
+    Lang("Kotlin", ("kotlin", "kt", "kts", "Kotlin"), "main.kts", ("kotlinc -script main.kts",), ("kotlinc",),
+         ("kotlin",), timeout=60.0),
+    Lang("Scala", ("scala", "Scala"), "main.scala", ("scala main.scala",), ("scala",), ("scala",), timeout=60.0),
+    Lang("Groovy", ("groovy", "Groovy"), "main.groovy", ("groovy main.groovy",), ("groovy",), ("groovy",),
+         timeout=40.0),
+    Lang("CoffeeScript", ("coffeescript", "coffee", "CoffeeScript"), "main.coffee", ("coffee main.coffee",),
+         ("coffee",), ("coffeescript",)),
+    Lang("Shell", ("bash", "sh", "shell", "Shell"), "main.sh", ("bash main.sh",), ("bash", "bc"), ("bash", "bc")),
+    Lang("VimScript", ("vim", "vimscript", "viml"), "main.vim",
+         ("vim -u NONE -i NONE -n -N -es --cmd 'source main.vim' < /dev/null",), ("vim",), ("vim-nox",),
+         stderr_fail=("failed",), timeout=30.0),
+    Lang("AWK", ("awk", "bash", "sh", "shell"), "main.sh", ("sh main.sh",), ("awk", "sort", "uniq"), ("gawk",),
+         kind="awk"),
+    Lang("Julia", ("julia", "jl"), "main.jl", ("julia main.jl",), ("julia",), ()),
+    Lang("Swift", ("swift",), "main.swift", ("swift main.swift",), ("swift",), ()),
+    Lang("Dart", ("dart",), "main.dart", ("dart run --enable-asserts main.dart",), ("dart",), ()),
+    Lang("PowerShell", ("powershell", "ps1", "pwsh"), "main.ps1", ("pwsh main.ps1",), ("pwsh",), ()),
+    Lang("C#", ("csharp", "cs", "c#"), "Program.cs", ("dotnet run",), ("dotnet",), ()),
+    Lang("F#", ("fsharp", "fs", "f#"), "Program.fs", ("dotnet run",), ("dotnet",), ()),
+    Lang("Visual Basic", ("vb", "vbnet", "visualbasic"), "Program.vb", ("dotnet run",), ("dotnet",), ()),
+    Lang("JSON", ("json",), "answer.json", kind="json"),
+    Lang("HTML", ("html",), "answer.html", kind="html", tools=()),
+    Lang("Markdown", ("markdown", "md"), "answer.md", kind="markdown"),
+)}
+
+
+def render_script(lang: Lang, module: str | None) -> str:
+    """The shell script run in the sandbox for ``lang`` (steps chained with ``&&``; the exit status is the
+    first failing step's)."""
+    lua = lua_interpreter()
+    subs = {"{python}": sys.executable, "{module}": module if module is not None else "main",
+            "{lua}": lua if lua is not None else "lua"}
+    lines = []
+    for step in lang.script:
+        for key, value in subs.items():
+            step = step.replace(key, value)
+        lines.append(step)
+    return "set -e\n" + "\n".join(lines) + "\n"
+
+
+def debian_packages(langs: list[str] | None = None) -> list[str]:
+    """The Debian packages ``llmlab mceval setup`` installs (for ``langs``, default all)."""
+    names = langs if langs is not None else list(LANGS)
+    out: list[str] = []
+    for name in names:
+        for pkg in LANGS[name].packages:
+            if pkg not in out:
+                out.append(pkg)
+    return out
