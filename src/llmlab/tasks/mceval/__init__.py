@@ -14,6 +14,8 @@ commands and pass rules (:mod:`llmlab.tasks.mceval.languages`), pass@1 and the u
 Deliberate deviations from the official harness (each one a bug not copied, or the machine's limits):
 
 - A TIMEOUT IS ALWAYS A FAILURE. ``excute.py`` returns True on timeout for Common Lisp and Shell.
+- NO CODE IS A FAILURE. When extraction fails the official harness runs the placeholder program ``1234``,
+  which exits 0 — a pass — in Python, Ruby, Perl, R and JavaScript; here it fails ("no code extracted").
 - Every run is sandboxed (fresh directory, no network, limits), with one wall clock over compile + run;
   the official ``time_limit`` skips the compile of C/C++/Pascal and runs everything in one shared folder.
 - Rust: ``rustc --edition 2021 --test`` on one file instead of ``cargo test`` in a project whose
@@ -37,7 +39,6 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -46,11 +47,12 @@ from llmlab.backends.base import Message
 from llmlab.core.contracts import Item, Query, Roles, Score
 from llmlab.core.errors import ConfigError, DataError
 from llmlab.tasks.base import Task, TaskConfig
-from llmlab.tasks.mceval.execute import Outcome, compare_reference, data_files_for, execute
-from llmlab.tasks.mceval.extract import canonical_answer, extract_program
+from llmlab.tasks.mceval.execute import Outcome, compare_reference, execute
+from llmlab.tasks.mceval.extract import PLACEHOLDER, canonical_answer, extract_program
 from llmlab.tasks.mceval.languages import LANGS, Lang
 
 SYSTEM_PROMPT = "You are a helpful assistant."  # the official Qwen-style chat inference's system turn
+INPUT_FILES = ("AWK/9_1.txt", "AWK/9_2.txt", "AWK/contribution.txt", "AWK/url.txt", "Common Lisp/file.txt")
 MARKUP_EXT = {"JSON": "json", "HTML": "html", "Markdown": "md"}
 _RUST_CRATES = {"rand": r"\brand::|\bRng\b|thread_rng", "regex": r"\bRegex\b", "md5": r"\bmd5::"}
 
@@ -155,12 +157,16 @@ class McEval(Task):
         return self._refs[key]
 
     def data_files(self) -> dict[str, bytes]:
+        """Input files some tests read, at ``data/<Lang>/<file>`` (see :func:`data_files_for`)."""
         if self._data_files is None:
-            try:
-                root: Path | None = self.data_path("mceval", "generation", "AWK").parent
-            except DataError:
-                root = None
-            self._data_files = data_files_for(root)
+            files: dict[str, bytes] = {}
+            for rel in INPUT_FILES:
+                try:
+                    path = self.data_path("mceval", "generation", *rel.split("/"))
+                except DataError:
+                    continue
+                files[f"data/{rel}"] = path.read_bytes()
+            self._data_files = files
         return self._data_files
 
     def items(self) -> Iterable[Item]:
@@ -212,6 +218,8 @@ class McEval(Task):
         """Extract, run and judge one reply."""
         lang = self.lang_of(item)
         program = self.program(item, reply)
+        if program == PLACEHOLDER:
+            return Outcome(False, "no code extracted")  # official: runs "1234", which PASSES in Python/Ruby/R/JS
         if lang.kind in ("json", "html", "markdown"):
             ok = compare_reference(lang.kind, program, self.reference(lang.name, item.id))
             return Outcome(ok, "passed" if ok else "mismatch")
@@ -219,7 +227,8 @@ class McEval(Task):
         return await execute(lang, program, item.metadata["row"], data_files=self.data_files(),
                              timeout_scale=self.cfg.timeout_scale, expected_output=expected)
 
-    async def ascore(self, item: Item, answer: str | None, roles: Roles) -> Score:
+    async def ascore(self, item: Item, answer: str | None, roles: Roles | None = None) -> Score:
+        """Run every sample of ``item`` (``metadata["samples"]`` when scoring a file, else ``answer``)."""
         samples = item.metadata.get("samples") if item.metadata else None
         replies: list[str | None] = list(samples) if isinstance(samples, list) else [answer]
         outcomes = [await self.run_one(item, r) for r in replies]
@@ -228,7 +237,7 @@ class McEval(Task):
     def score(self, item: Item, answer: str | None) -> Score:
         from llmlab.core.concurrency import run_sync
 
-        return run_sync(self.ascore(item, answer, Roles({})))
+        return run_sync(self.ascore(item, answer))
 
     def _score(self, item: Item, outcomes: Sequence[Outcome]) -> Score:
         lang = self.lang_of(item)
@@ -298,8 +307,7 @@ class McEval(Task):
                 raise DataError(f"{where}: {task_id} is not in the McEval data and the line lacks 'prompt'/'test'")
             row = {**found, **row}
         item = self.item_for(lang, row)
-        item.metadata["samples"] = list(gens)
-        return item, gens[0]
+        return Item(item.id, item.input, item.target, {**item.metadata, "samples": list(gens)}), gens[0]
 
 
 __all__ = ["LANGS", "McEval", "McEvalConfig", "pass_at_k"]

@@ -6,7 +6,6 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from llmlab import sandbox
@@ -49,12 +48,16 @@ def _html_equal(a: str, b: str) -> bool:
         from bs4 import BeautifulSoup
     except ImportError as exc:
         raise MissingExtraError("beautifulsoup4", "code", "McEval HTML scoring") from exc
-    return bool(BeautifulSoup(a, "html.parser").prettify().strip() == BeautifulSoup(b, "html.parser").prettify().strip())
+    pa, pb = BeautifulSoup(a, "html.parser").prettify(), BeautifulSoup(b, "html.parser").prettify()
+    return bool(pa.strip() == pb.strip())
 
 
 def compare_reference(kind: str, answer: str, reference: str) -> bool:
-    """JSON: equal after parsing; HTML: equal after BeautifulSoup ``prettify``; Markdown: identical text
-    (trailing newlines ignored: a fenced block cannot carry them)."""
+    """Whether a markup answer matches its reference.
+
+    JSON: equal after parsing; HTML: equal after BeautifulSoup ``prettify``; Markdown: identical text
+    (trailing newlines ignored: a fenced block cannot carry them).
+    """
     if kind == "json":
         try:
             return bool(json.loads(answer) == json.loads(reference))
@@ -127,18 +130,3 @@ async def execute(lang: Lang, program: str, item: Mapping[str, Any], *, data_fil
     if ok:
         return Outcome(True, status, wall)
     return Outcome(False, status, wall, res.stdout[-EXCERPT:], res.stderr[-EXCERPT:])
-
-
-def data_files_for(root: Path | None) -> dict[str, bytes]:
-    """The input files some tests read (``AWK/*.txt``, ``Common Lisp/file.txt``), placed at ``data/...`` as in
-    the official workspace (programs run in ``run/``, so ``../data/...`` and, for AWK, ``data/...`` resolve)."""
-    out: dict[str, bytes] = {}
-    if root is None:
-        return out
-    for sub in ("AWK", "Common Lisp"):
-        folder = root / sub
-        if folder.is_dir():
-            for f in sorted(folder.iterdir()):
-                if f.is_file():
-                    out[f"data/{sub}/{f.name}"] = f.read_bytes()
-    return out

@@ -7,9 +7,12 @@ wall-clock limit covers compile + run, as the official ``time_limit`` does for m
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from dataclasses import dataclass, field
+
+from llmlab.sandbox.isolation_modes import hidden_home
 
 VM_LANGS = {"Java", "Kotlin", "Scala", "Groovy", "Go", "JavaScript", "TypeScript", "CoffeeScript", "Haskell",
             "Common Lisp", "Erlang", "Elixir", "Racket", "Scheme", "Julia", "C#", "Dart", "R", "Emacs Lisp"}
@@ -51,13 +54,15 @@ class Lang:
     env: dict[str, str] = field(default_factory=dict)
 
     def missing_tool(self) -> str | None:
-        """The first required program not on PATH (``None``: all there)."""
+        """The first required program not on the sandbox's PATH (``None``: all there)."""
         for tool in self.tools:
             if tool == "{lua}":
                 if lua_interpreter() is None:
                     return "lua"
                 continue
-            if shutil.which(tool) is None:
+            if tool == "python3":
+                continue  # this Python
+            if sandbox_which(tool) is None:
                 return tool
         return None
 
@@ -67,10 +72,26 @@ class Lang:
         return None if self.name in VM_LANGS else 4 << 30
 
 
+def sandbox_which(tool: str) -> str | None:
+    """``shutil.which`` as the sandbox sees PATH.
+
+    Programs under the parent's hidden HOME do not count (a rustup ``rustc`` in ``~/.cargo/bin`` is
+    invisible to sandboxed runs).
+    """
+    hidden = hidden_home()
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        if not d or any(os.path.realpath(d) == h or os.path.realpath(d).startswith(h + os.sep) for h in hidden):
+            continue
+        found = shutil.which(tool, path=d)
+        if found is not None:
+            return found
+    return None
+
+
 def lua_interpreter() -> str | None:
     """``lua5.4`` when installed, else ``lua`` (the official harness calls ``lua``)."""
     for name in ("lua5.4", "lua5.3", "lua"):
-        if shutil.which(name):
+        if sandbox_which(name):
             return name
     return None
 
@@ -154,8 +175,10 @@ LANGS: dict[str, Lang] = {lang.name: lang for lang in (
 
 
 def render_script(lang: Lang, module: str | None) -> str:
-    """The shell script run in the sandbox for ``lang`` (steps chained with ``&&``; the exit status is the
-    first failing step's)."""
+    """The shell script run in the sandbox for ``lang``.
+
+    Steps run under ``set -e``: the exit status is the first failing step's.
+    """
     lua = lua_interpreter()
     subs = {"{python}": sys.executable, "{module}": module if module is not None else "main",
             "{lua}": lua if lua is not None else "lua"}
