@@ -112,10 +112,18 @@ async def execute(lang: Lang, program: str, item: Mapping[str, Any], *, data_fil
         files[f"run/{src}"] = program
         files["run/run.sh"] = render_script(lang, str(module) if module else None)
         command = ["bash", "-c", "cd run && exec bash run.sh"]
+    ro: tuple[str, ...] = ()
+    if lang.name == "Go":
+        import anyio.to_thread
+
+        from llmlab.tasks.mceval.languages import go_warm_cache
+
+        warm = await anyio.to_thread.run_sync(go_warm_cache)
+        ro = (str(warm),) if warm is not None else ()
     t0 = time.monotonic()
     res = await sandbox.run(files, command, timeout=lang.timeout * timeout_scale, memory=lang.memory,
-                            env=lang.env, limits=sandbox.Limits(processes=1024, open_files=4096,
-                                                                memory=lang.memory))
+                            env=lang.env, ro_paths=ro,
+                            limits=sandbox.Limits(processes=1024, open_files=4096, memory=lang.memory))
     wall = time.monotonic() - t0
     if lang.kind == "awk":
         if res.timed_out or res.killed_by:
