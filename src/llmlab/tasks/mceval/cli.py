@@ -70,7 +70,7 @@ def setup_cmd(languages: tuple[str, ...], dry_run: bool) -> None:
     for name in languages:
         if name not in LANGS:
             raise click.ClickException(f"unknown McEval language {name!r}; use one of: {', '.join(LANGS)}")
-    pkgs = debian_packages(list(languages) if languages else None)
+    pkgs = ["bubblewrap", *debian_packages(list(languages) if languages else None)]  # the sandbox first
     res = install(pkgs, dry_run=dry_run)
     if not dry_run:
         failed = [p for p, s in res["packages"].items() if s != "ok"]

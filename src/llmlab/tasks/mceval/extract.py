@@ -137,27 +137,39 @@ def defines_entry(code: str, lang: str, entry_point: str | None) -> bool:
     return re.search(pattern, code, re.M) is not None
 
 
+# Lines of a prompt's header that a rewritten function still needs: imports, includes, module lines.
+PREAMBLE_RE = re.compile(
+    r"^\s*(?:#include|#import|#lang|#!/|using\s|import\s|from\s+\S+\s+import\s|package\s|use\s|"
+    r"extern\s+crate|-module|-export|-import|-include|module\s|\(require|<\?php|require\b|library\(|"
+    r"uses\s|\{\$|\(use-modules|open\s|Imports\s)")
+
+
 def _preamble(prompt: str, lang: str, entry_point: str | None, code: str) -> str:
-    """The prompt's lines before the signature that the code does not already contain."""
-    lines = prompt.split("\n")
-    cut = len(lines)
-    for i, line in enumerate(lines):
-        if defines_entry(line, lang, entry_point) or (entry_point and lang in ("Haskell", "Erlang")
-                                                      and line.startswith(entry_point)):
-            cut = i
-            break
-    kept = []
+    """The prompt's header lines (imports, includes, module/package lines) that ``code`` lacks.
+
+    A Go ``import ( ... )`` block is taken whole; a reply that declares its own ``package`` gets no Go
+    preamble (a second import block would not compile).
+    """
+    if lang == "Go" and re.search(r"^package\s", code, re.M):
+        return ""
     present = {ln.strip() for ln in code.split("\n")}
-    for line in lines[:cut]:
+    kept: list[str] = []
+    in_block = False
+    for line in prompt.split("\n"):
         s = line.strip()
-        if s and s not in present and not _is_comment(s):
+        if in_block:
+            kept.append(line)
+            in_block = s != ")"
+            continue
+        if defines_entry(line, lang, entry_point):
+            break
+        if lang == "Go" and re.match(r"import\s*\($", s):
+            kept.append(line)
+            in_block = True
+            continue
+        if PREAMBLE_RE.match(line) and s not in present:
             kept.append(line)
     return "\n".join(kept)
-
-
-def _is_comment(line: str) -> bool:
-    return line.startswith(("//", "#", "/*", "*", "--", ";", "%", "!", '"', "(*", "{-", "=begin", "'''", '"""')) \
-        and not line.startswith(("#include", "#lang", "#!", "#[", "#r"))
 
 
 def compose(item: Mapping[str, Any], lang: Lang, code: str) -> str:
