@@ -71,8 +71,8 @@ def compare_reference(kind: str, answer: str, reference: str) -> bool:
 def _judge(lang: Lang, res: sandbox.RunResult) -> tuple[bool, str]:
     if res.timed_out:
         return False, "timeout"  # official: a pass for Common Lisp and Shell; a failure here, always
-    if res.killed_by is not None:
-        return False, f"killed:{res.killed_by}"
+    if res.killed_by is not None and not res.killed_by.startswith("signal:"):
+        return False, f"killed:{res.killed_by}"  # a sandbox limit; a crash (abort, segfault) is a plain fail
     if res.exit_code != 0:
         return False, "failed"
     out = res.stdout.lower() if lang.lower_stdout else res.stdout
