@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmlab import sandbox
-from llmlab.tasks.mceval.languages import Lang, render_script
+from llmlab.tasks.mceval.languages import Lang, render_script, run_env
 
 EXCERPT = 2000  # characters of stdout/stderr kept in a failed item's record
 
@@ -122,7 +122,7 @@ async def execute(lang: Lang, program: str, item: Mapping[str, Any], *, data_fil
         ro = (str(warm),) if warm is not None else ()
     t0 = time.monotonic()
     res = await sandbox.run(files, command, timeout=lang.timeout * timeout_scale, memory=lang.memory,
-                            env=lang.env, ro_paths=ro,
+                            env=run_env(lang), ro_paths=ro,
                             limits=sandbox.Limits(processes=1024, open_files=4096, memory=lang.memory))
     wall = time.monotonic() - t0
     if lang.kind == "awk":

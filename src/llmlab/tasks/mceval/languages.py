@@ -92,6 +92,32 @@ def sandbox_which(tool: str) -> str | None:
     return None
 
 
+JVM_LANGS = ("Java", "Kotlin", "Scala", "Groovy")
+
+
+def java_home() -> str | None:
+    """JAVA_HOME of the ``java`` on PATH.
+
+    Groovy's and Scala's launchers need it; Debian's ``/usr/lib/jvm/default-java`` exists only with
+    ``default-jre``.
+    """
+    java = sandbox_which("java")
+    if java is None:
+        return None
+    real = os.path.realpath(java)
+    return os.path.dirname(os.path.dirname(real)) if real.endswith("/bin/java") else None
+
+
+def run_env(lang: Lang) -> dict[str, str]:
+    """Environment of a language's sandboxed run (its own variables, JAVA_HOME for the JVM languages)."""
+    env = dict(lang.env)
+    if lang.name in JVM_LANGS:
+        home = java_home()
+        if home is not None:
+            env["JAVA_HOME"] = home
+    return env
+
+
 def lua_interpreter() -> str | None:
     """``lua5.4`` when installed, else ``lua`` (the official harness calls ``lua``)."""
     for name in ("lua5.4", "lua5.3", "lua"):
@@ -157,7 +183,7 @@ LANGS: dict[str, Lang] = {lang.name: lang for lang in (
     Lang("Tcl", ("tcl", "Tcl"), "main.tcl", ("tclsh main.tcl",), ("tclsh",), ("tcl",)),
     Lang("Kotlin", ("kotlin", "kt", "kts", "Kotlin"), "main.kts", ("kotlinc -script main.kts",), ("kotlinc",),
          ("kotlin",), timeout=60.0),
-    Lang("Scala", ("scala", "Scala"), "main.scala", ("scala main.scala",), ("scala",), ("scala",), timeout=60.0),
+    Lang("Scala", ("scala", "Scala"), "main.scala", ("scala -nc main.scala",), ("scala",), ("scala",), timeout=120.0),
     Lang("Groovy", ("groovy", "Groovy"), "main.groovy", ("groovy main.groovy",), ("groovy",), ("groovy",),
          timeout=40.0),
     Lang("CoffeeScript", ("coffeescript", "coffee", "CoffeeScript"), "main.coffee", ("coffee main.coffee",),
