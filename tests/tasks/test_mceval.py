@@ -188,7 +188,7 @@ def test_unknown_language_is_a_config_error() -> None:
 
 @pytest.mark.parametrize("lang", ["Python", "JSON", "HTML", "Markdown", "AWK", "Shell"])
 def test_canonical_solutions_of_real_items_pass(shared_data: Path, lang: str) -> None:
-    task = McEval({"language": lang, "limit": 3})
+    task = McEval({"language": lang, "limit": 2})
     if LANGS[lang].missing_tool():
         pytest.skip(f"{LANGS[lang].missing_tool()} missing")
     for item in task.items():
