@@ -291,3 +291,30 @@ def test_no_extractable_code_fails_instead_of_running_the_placeholder() -> None:
     task = McEval({"language": "Python"})
     out = _run(task, _item(ROW_PY), "```python\nprint('no function here')\n```")
     assert not out.passed and out.status == "no code extracted"
+
+
+def test_cli_lists_toolchains_and_dry_run_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from llmlab.tasks.mceval.cli import mceval
+
+    monkeypatch.setattr("llmlab.tasks.mceval.languages.sandbox_which",
+                        lambda tool: None if tool == "julia" else f"/usr/bin/{tool}")
+    res = CliRunner().invoke(mceval, ["toolchains"])
+    assert res.exit_code == 0 and "Julia          not run: julia missing" in res.output
+    assert "Python         ok" in res.output and "JSON           reference comparison" in res.output
+    res = CliRunner().invoke(mceval, ["setup", "--dry-run", "-l", "Rust", "-l", "Go"])
+    assert res.exit_code == 0, res.output
+    assert ("apt-get install -y --no-install-recommends bubblewrap rustc golang-go "
+            "golang-github-stretchr-testify-dev") in res.output
+    assert CliRunner().invoke(mceval, ["setup", "-l", "Cobol"]).exit_code != 0
+
+
+def test_cli_canonical_prints_the_table(shared_data: Path) -> None:
+    from click.testing import CliRunner
+
+    from llmlab.tasks.mceval.cli import mceval
+
+    res = CliRunner().invoke(mceval, ["canonical", "-l", "Python", "-l", "JSON", "--limit", "2"])
+    assert res.exit_code == 0, res.output
+    assert "| Python | 2 | 2/2 (100.0%) |" in res.output and "| JSON | 2 | 2/2 (100.0%) |" in res.output
