@@ -114,8 +114,8 @@ SYSTEMS: tuple[System, ...] = (
            )),
     System("CS-Bench", "2406.08587", "task", "csbench/csbench", "tasks/cs_bench.py", "planned"),
     System("McEval", "2406.07436", "task", "MCEVAL/McEval", "tasks/mceval/", "partial",
-           "sandboxed; canonical >=98% in 29/30 installable langs (Groovy 86%: Debian 2.4); "
-           "bench goals unmet under load", (
+           "sandboxed; canonical >=98% in 27/30 installable langs (Groovy/Kotlin/Scala: old Debian "
+           "versions); bench goals unmet under load", (
                P("task", "mceval", "llmlab.tasks.mceval:McEval"),
                P("command", "mceval", "llmlab.tasks.mceval.cli:mceval",
                  "McEval toolchains (apt-get setup) and the canonical-solution positive control."),

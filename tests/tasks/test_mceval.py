@@ -283,8 +283,9 @@ def test_canonical_pass_rate_per_language(shared_data: Path, lang: str) -> None:
 
 
 # Languages below 95% for reasons explained item by item in docs/mceval.md.
-# Debian's Groovy 2.4 and Kotlin 1.3 are older than the data (docs/mceval.md lists the items).
-KNOWN_FLOOR: dict[str, float] = {"Groovy": 0.86, "Kotlin": 0.85}
+# Debian's Groovy 2.4, Kotlin 1.3 and Scala 2.11 are older than the data (docs/mceval.md lists the items;
+# Kotlin and Scala were measured on 20 and 12 items only).
+KNOWN_FLOOR: dict[str, float] = {"Groovy": 0.86, "Kotlin": 0.85, "Scala": 0.85}
 
 
 def test_no_extractable_code_fails_instead_of_running_the_placeholder() -> None:
