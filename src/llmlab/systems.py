@@ -48,6 +48,10 @@ CORE: tuple[System, ...] = (
           "Generate benchmark instances (NATURAL PLAN, ToT-Semantic)."),
         P("command", "data", "llmlab.tasks.data_cli:data",
           "Inspect benchmark data (e.g. MMLU-Redux error statistics)."),
+        P("command", "compare", "llmlab.stats.runs:compare_command",
+          "Paired difference of two runs on their shared items, with its 95% CI and paired tests."),
+        P("command", "view", "llmlab.web.viewer:view_command",
+          "Open a local web viewer of the runs: transcripts, filters, two runs side by side."),
     )),
     System("GSM8K", "2110.14168", "task", "openai/grade-school-math", "tasks/gsm8k.py", "works",
            "grade-school math with robust answer extraction", (
@@ -73,7 +77,25 @@ SYSTEMS: tuple[System, ...] = (
            "selection accuracy and oracle pass@k kept apart; tree identical to official in 120 runs", (
                P("method", "mcts_sr", "llmlab.methods.mcts_sr:MCTSr"),
            )),
-    System("TextGrad", "2406.07496", "method", "zou-group/textgrad", "methods/textgrad/", "planned"),
+    System("TextGrad", "2406.07496", "method", "zou-group/textgrad", "methods/textgrad/", "partial",
+           "3 protocols on scripted models; parity with 0.1.8; 3.5-4.1x textgrad (goal 4x) on a loaded VM; "
+           "no real-model runs", (
+               P("method", "textgrad", "llmlab.methods.textgrad.method:TextGrad"),
+               P("task", "bbh_object_counting", "llmlab.tasks.bbh:BBHObjectCounting"),
+               P("task", "bbh_word_sorting", "llmlab.tasks.bbh:BBHWordSorting"),
+               P("task", "gpqa", "llmlab.tasks.gpqa:GPQA"),
+               P("command", "textgrad", "llmlab.methods.textgrad.cli:textgrad",
+                 "TextGrad: optimize a task's system prompt or LeetCode solutions."),
+               P("dataset", "bbh", {
+                   f"bbh/{name}.json": "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/"
+                                       f"{name}.json"
+                   for name in ("object_counting", "word_sorting")
+               }),
+               P("dataset", "leetcode-hard", {
+                   "leetcode_with_tests.jsonl": "https://raw.githubusercontent.com/vinid/data/"
+                                                "835ce8d8fa42d7b51c963e2430777f6acbe96c00/leetcode_with_tests.jsonl",
+               }),
+           )),
     System("Husky", "2406.06469", "method", "agent-husky/Husky-v1", "methods/husky.py", "planned"),
     System("OmegaPRM", "2406.06592", "method", "(none; openr reimplementation)", "methods/omega_prm.py", "planned"),
     System("Black-box confidence", "2406.04370", "method", "(none)", "methods/confidence.py", "planned"),
