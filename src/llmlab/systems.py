@@ -16,6 +16,21 @@ from llmlab.core.registry import Provide, System
 
 P = Provide
 
+_MCEVAL_RAW = "https://raw.githubusercontent.com/MCEVAL/McEval/09dec129dd5756447227239b3e5b47e543c2e0fd/data/"
+_MCEVAL_LANGS = (
+    "AWK", "C", "CPP", "C#", "Common Lisp", "CoffeeScript", "Dart", "Emacs Lisp", "Elixir", "Erlang", "Fortran",
+    "F#", "Go", "Groovy", "Haskell", "HTML", "Java", "JavaScript", "JSON", "Julia", "Kotlin", "Lua", "Markdown",
+    "Pascal", "Perl", "PHP", "PowerShell", "Python", "R", "Racket", "Ruby", "Rust", "Scala", "Scheme", "Shell",
+    "Swift", "Tcl", "TypeScript", "Visual Basic", "VimScript")
+_MCEVAL_INPUTS = ("AWK/9_1.txt", "AWK/9_2.txt", "AWK/contribution.txt", "AWK/url.txt", "Common Lisp/file.txt")
+MCEVAL_FILES = {
+    **{f"generation/{lang}.jsonl": _MCEVAL_RAW + lang.replace(" ", "%20").replace("#", "%23") + ".jsonl"
+       for lang in _MCEVAL_LANGS},
+    **{f"generation/{lang}/{n}.{ext}": f"{_MCEVAL_RAW}{lang}/{n}.{ext}"
+       for lang, ext in (("HTML", "html"), ("JSON", "json"), ("Markdown", "md")) for n in range(1, 51)},
+    **{f"generation/{f}": _MCEVAL_RAW + f.replace(" ", "%20") for f in _MCEVAL_INPUTS},
+}
+
 # Infrastructure every system stands on (not in the table of 31).
 CORE: tuple[System, ...] = (
     System("llmlab core", "", "core", "", "core/", "works", "backends, direct method, serve, doctor", (
@@ -140,7 +155,14 @@ SYSTEMS: tuple[System, ...] = (
                    for lang in ("EN", "CN", "DE", "FR") for split in ("test", "valid")
                }),
            )),
-    System("McEval", "2406.07436", "task", "MCEVAL/McEval", "tasks/mceval.py", "planned"),
+    System("McEval", "2406.07436", "task", "MCEVAL/McEval", "tasks/mceval/", "partial",
+           "sandboxed; canonical >=98% in 27/30 installable langs (Groovy/Kotlin/Scala: old Debian "
+           "versions); overhead 2-14 ms/run; 1.47x parallel (goal 1.8x) on the shared VM", (
+               P("task", "mceval", "llmlab.tasks.mceval:McEval"),
+               P("command", "mceval", "llmlab.tasks.mceval.cli:mceval",
+                 "McEval toolchains (apt-get setup) and the canonical-solution positive control."),
+               P("dataset", "mceval", MCEVAL_FILES),
+           )),
     System("GenAI-Arena ratings", "2406.04485", "task", "TIGER-AI-Lab/GenAI-Arena", "stats/arena.py", "works",
            "Elo/BT/bootstrap vs fschat; voting page tested in Chromium", (
                P("command", "arena", "llmlab.stats.arena_cli:arena",
