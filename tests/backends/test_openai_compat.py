@@ -78,12 +78,12 @@ def test_from_spec_env_base_url_and_key(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("OPENAI_API_KEY", "sk-openai")
     b = OpenAIBackend.from_spec("gpt-x")
     assert [e.url for e in b.endpoints] == ["http://envhost:9/v1"]
-    assert b.endpoints[0].client.api_key == "sk-openai"
+    assert b.endpoints[0].http.headers["Authorization"] == "Bearer sk-openai"
     monkeypatch.setenv("LLMLAB_API_KEY", "sk-lab")
-    assert OpenAIBackend.from_spec("gpt-x").endpoints[0].client.api_key == "sk-lab"
+    assert OpenAIBackend.from_spec("gpt-x").endpoints[0].http.headers["Authorization"] == "Bearer sk-lab"
     monkeypatch.delenv("LLMLAB_API_KEY")
     monkeypatch.delenv("OPENAI_API_KEY")
-    assert OpenAIBackend.from_spec("gpt-x").endpoints[0].client.api_key == "EMPTY"
+    assert OpenAIBackend.from_spec("gpt-x").endpoints[0].http.headers["Authorization"] == "Bearer EMPTY"
 
 
 @pytest.mark.parametrize("spec", ["@http://h:1/v1", "m@", "m@ , "])

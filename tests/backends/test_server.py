@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import signal
 import socket
 from collections.abc import Iterator
@@ -118,7 +119,8 @@ def test_stream_ends_with_done_marker(echo: ServerURL) -> None:
     assert r.headers["content-type"].startswith("text/event-stream")
     assert lines[-1] == "data: [DONE]"
     assert all(ln.startswith("data: ") for ln in lines)
-    assert sum('"finish_reason": "stop"' in ln for ln in lines) == 2  # one finish per choice
+    events = [json.loads(ln[6:]) for ln in lines[:-1]]
+    assert sum(c["finish_reason"] == "stop" for e in events for c in e["choices"]) == 2  # one finish per choice
 
 
 def test_stream_chunks_keep_logprobs_aligned() -> None:
@@ -128,7 +130,9 @@ def test_stream_chunks_keep_logprobs_aligned() -> None:
                             logprobs=[[TokenLogprob("ab", -1.0), TokenLogprob(" cd", -2.0)]])
     events = list(stream_chunks(resp, "m", chat=True, include_usage=False))
     # role chunk, one content chunk carrying all logprobs, finish chunk, [DONE]
-    assert len(events) == 4 and '"logprob": -2.0' in events[1] and '"length"' in events[2]
+    chunks = [json.loads(e[6:]) for e in events[:-1]]
+    assert len(events) == 4 and chunks[1]["choices"][0]["logprobs"]["content"][1]["logprob"] == -2.0
+    assert chunks[2]["choices"][0]["finish_reason"] == "length"
 
 
 # -- errors ----------------------------------------------------------------------------------------------
@@ -164,7 +168,9 @@ def test_backend_failures_become_http_statuses(spec: str, status: int) -> None:
         stats = server_stats(url)
     assert r.status_code == status
     assert r.json()["error"]["code"] == status and "mock: injected" in r.json()["error"]["message"]
-    assert stats == {"requests": 1, "errors": 1, "by_endpoint": {"chat.completions": 1, "completions": 0}}
+    assert {k: stats[k] for k in ("requests", "errors", "by_endpoint", "max_in_flight")} == {
+        "requests": 1, "errors": 1, "by_endpoint": {"chat.completions": 1, "completions": 0}, "max_in_flight": 1}
+    assert stats["first_request"] <= stats["last_response"]
 
 
 def test_rate_limit_is_429_with_retry_after_headers() -> None:
@@ -194,7 +200,11 @@ def test_stats_count_backend_calls_by_endpoint() -> None:
             c.completions.create(model=url.model, prompt="p", stream=True).close()
         c.close()
         stats = server_stats(url)
-    assert stats == {"requests": 5, "errors": 0, "by_endpoint": {"chat.completions": 3, "completions": 2}}
+        reset = httpx.post(f"{url.root}/llmlab/stats/reset").json()
+    assert {k: stats[k] for k in ("requests", "errors", "by_endpoint")} == {
+        "requests": 5, "errors": 0, "by_endpoint": {"chat.completions": 3, "completions": 2}}
+    assert stats["max_in_flight"] == 1 and stats["first_request"] < stats["last_response"]
+    assert reset["requests"] == 0 and reset["first_request"] is None
 
 
 def test_create_app_uses_a_given_model_as_is() -> None:
