@@ -177,7 +177,7 @@ class OpenAIBackend(Backend):
         if transport not in TRANSPORTS:
             raise ConfigError(f"openai backend: transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
         self.model = model
-        self.timeout = timeout
+        self._timeout = timeout
         self.transport = transport
         self.stream = stream
         if api_key is None:
@@ -236,6 +236,19 @@ class OpenAIBackend(Backend):
             raise ConfigError(f"openai spec '{spec}': unknown option(s) {sorted(options)}; "
                               "allowed: stream, timeout, transport")
         return cls(model, base_urls, **kwargs)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds per call unless a request sets its own; setting it reaches every endpoint's client."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        self._timeout = seconds
+        for ep in self.endpoints:
+            ep.http.timeout = seconds
+            if ep.client is not None:
+                ep.client = ep.client.with_options(timeout=seconds)
 
     def cache_identity(self) -> str:
         """``openai:<model>``: the transport and the base URL do not change what the model answers."""
