@@ -155,11 +155,11 @@ class Sampler(threading.Thread):
 
 
 def run_client(name: str, cmd: list[str], env: dict[str, str], root: str, items: int, c: int,
-               log: Path) -> Result:
+               log: Path, cwd: Path = REPO) -> Result:
     httpx.post(f"{root}/llmlab/stats/reset", timeout=10)
     t0 = time.time()
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=str(REPO))
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=str(cwd))
         sampler = Sampler(proc.pid)
         sampler.start()
         rc = proc.wait()
@@ -242,17 +242,18 @@ def main() -> None:
                                    "--limit", str(args.items), "--apply_chat_template",
                                    "--output_path", str(scratch / "lmeval-out-{c}-{r}")],
                                   {**base_env, "PYTHONPATH": ""})
-            clients["inspect_ai"] = ([str(vbin / "inspect"), "eval", str(scratch / "inspect_task.py"),
+            clients["inspect_ai"] = ([str(vbin / "inspect"), "eval", "inspect_task.py",
                                       "--model", "openai-api/llmlab/m", "--limit", str(args.items),
                                       "--max-connections", "{c}", "--log-dir", str(scratch / "inspect-{c}-{r}"),
                                       "--display", "none", "--no-log-samples"],
                                      {**base_env, "PYTHONPATH": "", "LLMLAB_BASE_URL": url,
                                       "INSPECT_LOG_LEVEL": "warning"})
         # warm-up: page in imports and the data for every client (not measured)
-        for cmd, env in clients.values():
+        for label, (cmd, env) in clients.items():
             warm = [a.replace("{c}", "8").replace("{r}", "warm") for a in cmd]
             warm[warm.index(str(args.items))] = "16"
-            subprocess.run(warm, env=env, cwd=str(REPO), capture_output=True, timeout=600)
+            subprocess.run(warm, env=env, cwd=str(scratch if label == "inspect_ai" else REPO), capture_output=True,
+                           timeout=600)
         for c in levels:
             for r in range(args.repeats):
                 order = list(clients) if r % 2 == 0 else list(reversed(clients))
@@ -260,7 +261,8 @@ def main() -> None:
                     cmd, env = clients[label]
                     argv = [a.replace("{c}", str(c)).replace("{r}", str(r)) for a in cmd]
                     log = scratch / f"{label.replace(' ', '_')}-{c}-{r}.log"
-                    res = run_client(label, argv, env, url.root, args.items, c, log)
+                    res = run_client(label, argv, env, url.root, args.items, c, log,
+                                     scratch if label == "inspect_ai" else REPO)
                     print(f"  {label:<22} c={c:<4} e2e {res.e2e:7.1f} items/s  request phase {res.phase:7.1f} "
                           f"calls/s  cpu {res.cpu_ms_per_call:6.3f} ms/call", flush=True)
                     results.append(res)

@@ -43,6 +43,7 @@ counts every generated token of every sample, including the EOS token and tokens
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import logging
@@ -317,17 +318,21 @@ class HFBackend(Backend):
 
     def check(self, request: GenerateRequest) -> None:
         """Also reject chat requests when the tokenizer has no chat template, and bad sampling values."""
+        takes_tools = self.template_takes_tools  # the template may be set after loading
+        if takes_tools != self.capabilities.tools:
+            self.capabilities = dataclasses.replace(self.capabilities, tools=takes_tools)
+        if request.tools and not takes_tools:
+            raise UnsupportedFeatureError(
+                f"hf model '{self.model}': its chat template does not render tools; use a tool-calling model "
+                "(e.g. Qwen2.5-Instruct, Llama-3.1-Instruct) or serve one with vLLM"
+            )
         super().check(request)
         if request.messages is not None and not self.has_chat_template:
             raise UnsupportedFeatureError(
                 f"hf model '{self.model}' has no chat template; send a raw `prompt` instead of messages, "
                 "or use a chat/instruct model"
             )
-        if request.tools and not self.template_takes_tools:
-            raise UnsupportedFeatureError(
-                f"hf model '{self.model}': its chat template does not render tools; use a tool-calling model "
-                "(e.g. Qwen2.5-Instruct, Llama-3.1-Instruct) or serve one with vLLM"
-            )
+
         if request.temperature is not None and request.temperature < 0:
             raise ConfigError(f"temperature must be >= 0, got {request.temperature}")
         if request.top_p is not None and not 0 < request.top_p <= 1:

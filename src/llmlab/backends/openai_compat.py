@@ -60,7 +60,7 @@ from llmlab.backends.base import (
     ToolCall,
     Usage,
 )
-from llmlab.backends.transport import AiohttpTransport, HTTPReply
+from llmlab.backends.transport import AiohttpTransport, HTTPReply, make_transport
 from llmlab.core.errors import (
     BackendConnectionError,
     BackendError,
@@ -71,7 +71,7 @@ from llmlab.core.errors import (
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _URL_SPLIT = re.compile(r"@(?=[a-zA-Z][a-zA-Z0-9+.-]*://)")
-TRANSPORTS = ("aiohttp", "sdk")
+TRANSPORTS = ("light", "aiohttp", "sdk")
 
 
 def normalize_base_url(url: str) -> str:
@@ -150,7 +150,8 @@ class OpenAIBackend(Backend):
         base_urls: One URL, or several serving the same model (a least-in-flight pool).
         api_key: API key; ``None`` reads ``LLMLAB_API_KEY``, then ``OPENAI_API_KEY``, else ``"EMPTY"``.
         timeout: Seconds per call unless a request sets its own ``timeout``.
-        transport: ``"aiohttp"`` (default, light) or ``"sdk"`` (the official openai client).
+        transport: ``"light"`` (default: our HTTP/1.1 client for ``http://``, aiohttp for ``https://`` and
+            streams), ``"aiohttp"`` or ``"sdk"`` (the official openai client).
         stream: Ask for server-sent events and assemble the answer from the chunks.
 
     Raises:
@@ -159,11 +160,11 @@ class OpenAIBackend(Backend):
     Example:
         >>> b = OpenAIBackend.from_spec("qwen2.5-0.5b@http://127.0.0.1:8000/v1")
         >>> b.model, [e.url for e in b.endpoints], b.transport
-        ('qwen2.5-0.5b', ['http://127.0.0.1:8000/v1'], 'aiohttp')
+        ('qwen2.5-0.5b', ['http://127.0.0.1:8000/v1'], 'light')
     """
 
     name: ClassVar[str] = "openai"
-    default_transport: ClassVar[str] = "aiohttp"
+    default_transport: ClassVar[str] = "light"
 
     def __init__(
         self, model: str, base_urls: list[str], api_key: str | None = None, timeout: float = 60.0,
@@ -195,7 +196,7 @@ class OpenAIBackend(Backend):
             self._openai = openai
         urls = [normalize_base_url(u) for u in base_urls]
         self.endpoints = [
-            Endpoint(u, AiohttpTransport(u, api_key, timeout),
+            Endpoint(u, make_transport(u, api_key, timeout, "aiohttp" if transport == "sdk" else transport),
                      self._openai.AsyncOpenAI(api_key=api_key, base_url=u, max_retries=0, timeout=timeout)
                      if self._openai is not None else None)
             for u in urls
