@@ -347,7 +347,7 @@ class FastHTTPTransport(AiohttpTransport):
             reused = False
             while self._idle:
                 c = self._idle.pop()
-                if not c.closed:
+                if not c.closed and c.transport is not None and not c.transport.is_closing():
                     conn, reused = c, True
                     break
             try:
