@@ -545,3 +545,14 @@ def test_cache_key_includes_tools_tool_choice_and_response_format() -> None:
                 GenerateRequest.chat([Message("user", (text_part("hello there"), image_part(PNG)))])]
     keys = {request_hash("openai:m", r) for r in variants}
     assert len(keys) == len(variants)
+
+
+def test_an_eval_with_a_model_the_server_does_not_serve_stops_before_any_call(
+        tmp_path: object, shared_data: object) -> None:
+    from llmlab.runner import EvalSpec, run_eval
+
+    with serve_thread("mock:text=#### 18", name="qwen") as url:
+        with pytest.raises(ConfigError, match=r"'gpt-9' is not served at .*; it serves: qwen"):
+            run_eval(EvalSpec(task="gsm8k", method="direct", model_spec=f"openai:gpt-9@{url}", limit=50,
+                              runs_dir=str(tmp_path), data_dir=str(shared_data)))
+        assert server_stats(url)["requests"] == 0  # not one failing call per item
