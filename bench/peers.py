@@ -5,7 +5,7 @@ Every client is a separate process running 500 GSM8K test items (zero-shot, one 
 so the ideal request-phase throughput is concurrency / 0.2 calls per second. Clients, at concurrency
 16 / 64 / 128:
 
-- llmlab: `llmlab eval gsm8k --method direct --model openai:m@URL` (default aiohttp transport), and the
+- llmlab: `llmlab eval gsm8k --method direct --model openai:m@URL` (default light transport), and the
   same with `openai-sdk:` (the openai SDK + httpx path it replaced), as a baseline in the same run;
 - lm-eval: `lm_eval --model local-chat-completions` on a local-file copy of its gsm8k task (aiohttp);
 - inspect_ai: `inspect eval` of a `generate()` task over the same JSONL (`openai-api` provider, SDK).
@@ -20,7 +20,10 @@ Measured per run:
 - client CPU ms/call: CPU seconds (user + system, the client's whole process tree, sampled every 10 ms
   from /proc) spent between the server's first request and last answer, divided by the calls.
 
-Usage: python bench/peers.py [--items 500] [--levels 16,64,128] [--repeats 1] [--ours-only]
+`--transports` instead times the bare transports (light, aiohttp, openai SDK; no runner) in this process at
+concurrency 128 against the same kind of server, with the server's own CPU per call.
+
+Usage: python bench/peers.py [--items 500] [--levels 16,64,128] [--repeats 1] [--ours-only | --transports]
 Ends with: request_phase_vs_lmeval_c64=<x> request_phase_vs_lmeval_c128=<y> client_cpu_ms=<z>
 (x, y: llmlab's request-phase throughput / lm-eval's at that concurrency; z: llmlab's client CPU ms per call
 at the highest level). `--ours-only` needs no peers and ends with `request_phase_vs_sdk_c<max>=...` instead.
@@ -40,6 +43,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -94,6 +98,7 @@ class Result:
     calls: int
     phase_s: float
     cpu_ms_per_call: float
+    max_in_flight: int = 0
 
     @property
     def e2e(self) -> float:
@@ -175,7 +180,7 @@ def run_client(name: str, cmd: list[str], env: dict[str, str], root: str, items:
         raise RuntimeError(f"{name} at c={c}: the server saw {calls} calls for {items} items; log:\n"
                            f"{log.read_text()[-3000:]}")
     cpu = sampler.cpu_at(last) - sampler.cpu_at(first)
-    return Result(name, c, items, wall, calls, last - first, cpu * 1000 / calls)
+    return Result(name, c, items, wall, calls, last - first, cpu * 1000 / calls, st["max_in_flight"])
 
 
 def ensure_venv(venv: Path) -> Path:
@@ -196,6 +201,51 @@ def peer_versions(venv: Path) -> str:
     return f"lm_eval {lm}, inspect_ai {ins}"
 
 
+def transports_only(latency: float, calls: int, c: int, rounds: int) -> None:
+    """Client and server CPU per call of each transport in the Model stack (one process, no runner, no scoring)."""
+    import asyncio
+
+    from llmlab.backends.base import GenerateRequest
+    from llmlab.backends.openai_compat import OpenAIBackend
+
+    req = GenerateRequest.chat([{"role": "user", "content": "What is two plus two? " * 10}], max_tokens=16)
+    rows: dict[str, list[tuple[float, float, float]]] = {}
+
+    async def go(url: Any) -> None:
+        from llmlab.backends.model import Model
+
+        # inside the Model stack (retries on, as in an eval); its limiter is above the concurrency used
+        backends = {k: Model(OpenAIBackend("m", [url], transport=k), concurrency=4 * c)
+                    for k in ("light", "aiohttp", "sdk")}
+        for _ in range(rounds):
+            for name, b in backends.items():
+                sem = asyncio.Semaphore(c)
+
+                async def one(b: Model = b, sem: asyncio.Semaphore = sem) -> None:
+                    async with sem:
+                        await b.generate(req)
+
+                await asyncio.gather(*(one() for _ in range(c)))  # warm connections
+                s0, c0, t0 = tree_cpu(url.proc.pid), time.process_time(), time.perf_counter()
+                await asyncio.gather(*(one() for _ in range(calls)))
+                wall = time.perf_counter() - t0
+                rows.setdefault(name, []).append((calls / wall, (time.process_time() - c0) * 1000 / calls,
+                                                  (tree_cpu(url.proc.pid) - s0) * 1000 / calls))
+        for b in backends.values():
+            await b.aclose()
+
+    with serve_subprocess(f"mock:echo?latency={latency}", name="m", concurrency=1024) as url:
+        asyncio.run(go(url))
+    print(f"{calls} chat calls per run, concurrency {c}, server latency {latency * 1000:.0f} ms, {rounds} rounds "
+          "(median)")
+    print(f"{'transport':<10}{'calls/s':>9}{'ideal':>7}{'client cpu ms/call':>20}{'server cpu ms/call':>20}")
+    for name, vals in rows.items():
+        med = [statistics.median(v[i] for v in vals) for i in range(3)]
+        print(f"{name:<10}{med[0]:>9.1f}{c / latency:>7.0f}{med[1]:>20.3f}{med[2]:>20.3f}")
+    light, aio, sdk = (statistics.median(v[1] for v in rows[k]) for k in ("light", "aiohttp", "sdk"))
+    print(f"light_cpu_ms={light:.3f} aiohttp_cpu_ms={aio:.3f} sdk_cpu_ms={sdk:.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=int, default=500)
@@ -204,8 +254,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="runs per client and level (the median is shown)")
     ap.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--venv", default="/tmp/llmlab-peers-venv")
-    ap.add_argument("--ours-only", action="store_true", help="only llmlab (aiohttp and openai-sdk transports)")
+    ap.add_argument("--ours-only", action="store_true", help="only llmlab (default and openai-sdk transports)")
+    ap.add_argument("--transports", action="store_true", help="time the bare transports only (see above)")
+    ap.add_argument("--clients", default=None,
+                    help="comma-separated subset of: llmlab, llmlab (openai-sdk), lm-eval, inspect_ai")
     args = ap.parse_args()
+    if args.transports:
+        transports_only(args.latency, 1500, 128, max(3, args.repeats))
+        return
     levels = [int(x) for x in args.levels.split(",")]
     data = Path(args.data_dir) / "gsm8k" / "test.jsonl"
     if not data.exists():
@@ -248,6 +304,9 @@ def main() -> None:
                                       "--display", "none", "--no-log-samples"],
                                      {**base_env, "PYTHONPATH": "", "LLMLAB_BASE_URL": url,
                                       "INSPECT_LOG_LEVEL": "warning"})
+        if args.clients is not None:
+            keep = [c.strip() for c in args.clients.split(",")]
+            clients = {k: v for k, v in clients.items() if k in keep}
         # warm-up: page in imports and the data for every client (not measured)
         for label, (cmd, env) in clients.items():
             warm = [a.replace("{c}", "8").replace("{r}", "warm") for a in cmd]
@@ -264,7 +323,8 @@ def main() -> None:
                     res = run_client(label, argv, env, url.root, args.items, c, log,
                                      scratch if label == "inspect_ai" else REPO)
                     print(f"  {label:<22} c={c:<4} e2e {res.e2e:7.1f} items/s  request phase {res.phase:7.1f} "
-                          f"calls/s  cpu {res.cpu_ms_per_call:6.3f} ms/call", flush=True)
+                          f"calls/s  cpu {res.cpu_ms_per_call:6.3f} ms/call  max in flight {res.max_in_flight}",
+                          flush=True)
                     results.append(res)
     shutil.rmtree(scratch, ignore_errors=True)
 
@@ -286,14 +346,14 @@ def main() -> None:
                   f"{med(label, c, 'phase'):>18.1f}{c / args.latency:>7.0f}{med(label, c, 'cpu_ms_per_call'):>12.3f}")
     top = levels[-1]
     cpu = med("llmlab", top, "cpu_ms_per_call")
-    if venv is not None:
+    if venv is not None and "lm-eval" in labels:
         parts = [f"request_phase_vs_lmeval_c{c}={med('llmlab', c, 'phase') / med('lm-eval', c, 'phase'):.2f}"
                  for c in levels if c in (64, 128)]
         e2e = [f"e2e_vs_{p}_c{top}={med('llmlab', top, 'e2e') / med(p, top, 'e2e'):.2f}"
-               for p in ("lm-eval", "inspect_ai")]
+               for p in ("lm-eval", "inspect_ai") if p in labels]
         print(" ".join(e2e))
         print(" ".join([*parts, f"client_cpu_ms={cpu:.3f}"]))
-    else:
+    elif "llmlab (openai-sdk)" in labels:
         ratio = med("llmlab", top, "phase") / med("llmlab (openai-sdk)", top, "phase")
         print(f"request_phase_vs_sdk_c{top}={ratio:.2f} client_cpu_ms={cpu:.3f}")
 
