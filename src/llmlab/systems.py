@@ -35,6 +35,7 @@ MCEVAL_FILES = {
 CORE: tuple[System, ...] = (
     System("llmlab core", "", "core", "", "core/", "works", "backends, direct method, serve, doctor", (
         P("backend", "openai", "llmlab.backends.openai_compat:OpenAIBackend"),
+        P("backend", "openai-sdk", "llmlab.backends.openai_compat:OpenAISDKBackend"),
         P("backend", "hf", "llmlab.backends.hf:HFBackend"),
         P("backend", "mock", "llmlab.backends.mock:MockBackend"),
         P("method", "direct", "llmlab.methods.base:Direct"),
