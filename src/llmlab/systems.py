@@ -60,7 +60,16 @@ SYSTEMS: tuple[System, ...] = (
            )),
     System("TextGrad", "2406.07496", "method", "zou-group/textgrad", "methods/textgrad/", "planned"),
     System("Husky", "2406.06469", "method", "agent-husky/Husky-v1", "methods/husky.py", "planned"),
-    System("OmegaPRM", "2406.06592", "method", "(none; openr reimplementation)", "methods/omega_prm.py", "planned"),
+    System("OmegaPRM", "2406.06592", "method", "(none; openr reimplementation)", "methods/omega_prm.py", "partial",
+           "MCTS + binary search, PRM data layouts, LLM/hf PRM, PRM-weighted SC, MATH-500 task; no model-quality "
+           "numbers", (
+               P("method", "prm_weighted_sc", "llmlab.methods.prm:PRMWeightedSC"),
+               P("task", "math", "llmlab.tasks.math:MATH"),
+               P("dataset", "math-500", {
+                   "test500.jsonl": "https://raw.githubusercontent.com/openreasoner/openr/main/envs/MATH/dataset/"
+                                    "test500.jsonl",
+               }),
+           )),
     System("Black-box confidence", "2406.04370", "method", "(none)", "methods/confidence.py", "planned"),
     System("The Prompt Report", "2406.06608", "method", "trigaten/The_Prompt_Report", "methods/prompting/",
            "planned"),
