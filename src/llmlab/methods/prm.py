@@ -161,7 +161,7 @@ def read_math_shepherd(path: str | Path) -> list[StepExample]:
             # The label text is the input with each tag replaced by one mark: shift by the tags before.
             mark = label[pos - i * (len(SHEPHERD_TAG) - 1)] if pos - i * (len(SHEPHERD_TAG) - 1) < len(label) else ""
             pos += len(SHEPHERD_TAG)
-            steps.append(body.strip())
+            steps.append(re.sub(r"^Step\s*\d+\s*:\s*", "", body.strip()))
             labels.append(1.0 if mark == "+" else 0.0 if mark == "-" else None)
         out.append(StepExample(question, steps, labels, None, "math-shepherd"))
     return out
@@ -436,7 +436,7 @@ class HFPRMHead:
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += float(loss) * len(target)
+                total += float(loss.detach()) * len(target)
                 count += len(target)
             losses.append(total / count)
         self.model.eval()

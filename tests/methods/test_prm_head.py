@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from llmlab.core.concurrency import run_sync  # noqa: E402
+from llmlab.methods.prm import HFPRMHead, PRMHeadTrainConfig, StepExample  # noqa: E402
+from tests.helpers.tiny_hf import tiny_model_dir  # noqa: E402, F401 - session fixture
+from tests.helpers.torch_threads import one_torch_thread  # noqa: E402, F401 - autouse fixture
+
+
+def _examples() -> list[StepExample]:
+    out = []
+    for a in range(2, 6):
+        good = f"Two plus {a} is {a + 2}."
+        bad = f"Two plus {a} is {a + 7} hello."
+        out.append(StepExample("Add the numbers.", [good, good], [1.0, 1.0]))
+        out.append(StepExample("Add the numbers.", [good, bad], [1.0, 0.0]))
+        out.append(StepExample("Add the numbers.", [bad, good], [0.0, 0.25]))
+    return out
+
+
+def test_fast_path_matches_reference(tiny_model_dir: Path) -> None:  # noqa: F811
+    import torch
+
+    head = HFPRMHead(tiny_model_dir)
+    torch.nn.init.normal_(head.head.weight)
+    batch = [head.encode("Q?", ["one step", "two steps here"]), head.encode("Longer question?", ["a"])]
+    with torch.no_grad():
+        fast = head.logits(batch)
+        for (ids, ends), f in zip(batch, fast, strict=True):
+            torch.testing.assert_close(f, head.reference_logits(ids, ends), atol=1e-5, rtol=1e-5)
+
+
+def test_soft_label_training_separates_good_and_bad_steps(tiny_model_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    head = HFPRMHead(tiny_model_dir)
+    losses = head.train(_examples(), PRMHeadTrainConfig(epochs=40, lr=0.05, batch_size=4))
+    assert losses[-1] < 0.5 * losses[0]
+    scores = run_sync(head.score_steps("Add the numbers.", ["Two plus 3 is 5.", "Two plus 3 is 10 hello."]))
+    assert scores[0] > 0.7 and scores[1] < 0.3
+    # Saved and loaded, the head gives the same scores.
+    head.save_head(tmp_path / "head.json")
+    again = HFPRMHead.load_head(tmp_path / "head.json")
+    assert run_sync(again.score_steps("Add the numbers.", ["Two plus 3 is 5."]))[0] == pytest.approx(scores[0])
