@@ -196,7 +196,8 @@ from llmlab.grading.math_answers import extract_math_final, math_equal, normaliz
 
 MATH_EQUAL = [
     # fractions: \frac vs /, \dfrac, \tfrac, one-character arguments, decimals
-    ("\\frac{1}{2}", "1/2"), ("\\dfrac{3}{4}", "\\frac34"), ("\\tfrac{3}{4}", "0.75"), ("-\\frac{1}{3}", "\\frac{-1}{3}"),
+    ("\\frac{1}{2}", "1/2"), ("\\dfrac{3}{4}", "\\frac34"),
+    ("\\tfrac{3}{4}", "0.75"), ("-\\frac{1}{3}", "\\frac{-1}{3}"),
     # units and \text{}
     ("5 \\text{ cm}", "5"), ("12\\text{ inches}", "12"), ("10 square units", "10"), ("\\text{Evelyn}", "Evelyn"),
     ("\\textbf{(C)}", "(C)"), ("\\$18.00", "18"),
@@ -205,7 +206,8 @@ MATH_EQUAL = [
     # percent, thousands, leading variable
     ("50\\%", "50"), ("1,000", "1000"), ("x = 5", "5"), ("k=-2", "-2"),
     # intervals (same brackets, elementwise) and tuples
-    ("[2,5)", "[2, 5)"), ("(-\\infty, 3)", "(-\\infty,3)"), ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3,\\frac{\\pi}{2})"),
+    ("[2,5)", "[2, 5)"), ("(-\\infty, 3)", "(-\\infty,3)"),
+    ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3,\\frac{\\pi}{2})"),
     # sets and lists of solutions, any order
     ("\\{1,2,3\\}", "\\{3, 2, 1\\}"), ("-2, 1", "1,-2"),
     # plus-minus

@@ -12,8 +12,8 @@ from llmlab.core.concurrency import run_sync
 from llmlab.core.contracts import Query, Roles
 from llmlab.core.errors import ConfigError, DataError
 from llmlab.methods.prm import (
-    FunctionPRM,
     LLMPRM,
+    FunctionPRM,
     PRMWeightedSC,
     StepExample,
     flat_to_tree,

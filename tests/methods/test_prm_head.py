@@ -7,10 +7,10 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from llmlab.core.concurrency import run_sync  # noqa: E402
-from llmlab.methods.prm import HFPRMHead, PRMHeadTrainConfig, StepExample  # noqa: E402
-from tests.helpers.tiny_hf import tiny_model_dir  # noqa: E402, F401 - session fixture
-from tests.helpers.torch_threads import one_torch_thread  # noqa: E402, F401 - autouse fixture
+from llmlab.core.concurrency import run_sync
+from llmlab.methods.prm import HFPRMHead, PRMHeadTrainConfig, StepExample
+from tests.helpers.tiny_hf import tiny_model_dir  # noqa: F401 - session fixture
+from tests.helpers.torch_threads import one_torch_thread  # noqa: F401 - autouse fixture
 
 
 def _examples() -> list[StepExample]:
