@@ -72,7 +72,16 @@ SYSTEMS: tuple[System, ...] = (
            )),
     System("Black-box confidence", "2406.04370", "method", "(none)", "methods/confidence.py", "planned"),
     System("The Prompt Report", "2406.06608", "method", "trigaten/The_Prompt_Report", "methods/prompting/",
-           "planned"),
+           "partial", "25 of 49 taxonomy techniques, composable; MMLU-Redux bench built, not run on a real model", (
+               P("method", "prompting", "llmlab.methods.prompting.base:Prompting"),
+               P("command", "bench", "llmlab.methods.prompting.bench:bench",
+                 "Benchmark methods against each other (the Prompt Report's techniques on MMLU-Redux)."),
+               P("list_view", "prompting", "llmlab.methods.prompting.taxonomy:taxonomy_table"),
+               P("dataset", "prompt-report", {
+                   name: f"https://raw.githubusercontent.com/trigaten/The_Prompt_Report/main/data/{name}"
+                   for name in ("prompts.json", "mmlu_configs.json")
+               }),
+           )),
     System("Visual Sketchpad", "2406.09403", "method", "Yushi-Hu/VisualSketchpad", "methods/sketchpad.py",
            "planned"),
     System("ECO unlearning", "2406.07933", "method", "chrisliu298/llm-unlearn-eco", "methods/eco.py", "planned"),
