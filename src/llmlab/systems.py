@@ -64,6 +64,8 @@ SYSTEMS: tuple[System, ...] = (
            "MCTS + binary search, PRM data layouts, LLM/hf PRM, PRM-weighted SC, MATH-500 task; no model-quality "
            "numbers", (
                P("method", "prm_weighted_sc", "llmlab.methods.prm:PRMWeightedSC"),
+               P("command", "omegaprm", "llmlab.methods.omega_prm_cli:omegaprm",
+                 "Collect OmegaPRM process-supervision labels (MCTS + binary search)."),
                P("task", "math", "llmlab.tasks.math:MATH"),
                P("dataset", "math-500", {
                    "test500.jsonl": "https://raw.githubusercontent.com/openreasoner/openr/main/envs/MATH/dataset/"

@@ -64,3 +64,8 @@ def mock_script(world: World):  # type: ignore[no-untyped-def]
         return world.rollout(prefix_steps_of(last_user_text(request)), j)
 
     return reply
+
+
+def default_reply(request, index):  # type: ignore[no-untyped-def]
+    """The default world as a module-level callable, for ``mock:py=tests.helpers.omega_world:default_reply``."""
+    return mock_script(World())(request, index)

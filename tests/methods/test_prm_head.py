@@ -46,3 +46,23 @@ def test_soft_label_training_separates_good_and_bad_steps(tiny_model_dir: Path, 
     head.save_head(tmp_path / "head.json")
     again = HFPRMHead.load_head(tmp_path / "head.json")
     assert run_sync(again.score_steps("Add the numbers.", ["Two plus 3 is 5."]))[0] == pytest.approx(scores[0])
+
+
+def test_trains_on_omegaprm_output(tiny_model_dir: Path) -> None:  # noqa: F811
+    from llmlab.backends.mock import MockBackend
+    from llmlab.backends.model import Model
+    from llmlab.methods.omega_prm import OmegaPRM
+    from llmlab.methods.prm import tree_to_examples
+    from tests.helpers.omega_world import ANSWER, QUESTION, World, mock_script
+
+    world = World()
+    res = run_sync(OmegaPRM(Model(MockBackend(mock_script(world))), {"k": 4}).search(QUESTION, ANSWER))
+    examples = tree_to_examples(QUESTION, res.tree(), ANSWER)
+    head = HFPRMHead(tiny_model_dir)
+    losses = head.train(examples, PRMHeadTrainConfig(epochs=10, lr=0.1, batch_size=16))
+    assert losses[-1] < losses[0]
+    good = [world.good(1), world.good(2)]
+    bad = [world.good(1), "Step 2: oops 9, a slip here."]
+    s_good = run_sync(head.score_steps(QUESTION, good))
+    s_bad = run_sync(head.score_steps(QUESTION, bad))
+    assert s_bad[1] < s_good[1] - 0.2

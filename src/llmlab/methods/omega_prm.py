@@ -58,6 +58,7 @@ from llmlab.backends.base import GenerateRequest, Message
 from llmlab.backends.model import Model
 from llmlab.core.concurrency import gather
 from llmlab.core.config import LabConfig
+from llmlab.core.errors import ConfigError
 from llmlab.grading.math_answers import extract_math_final, math_equal
 
 Verifier = Callable[[str, str], bool]
@@ -404,3 +405,63 @@ async def collect(
         return run
 
     return await gather([job(q, a) for q, a in problems], limit=concurrency)
+
+
+# -- output layouts ------------------------------------------------------------------------------------
+
+LAYOUTS = ("math-aps", "math-aps-tree", "math-shepherd", "prm800k")
+
+
+def hard_labels(labels: Sequence[float | None]) -> list[float] | None:
+    """Fill unlabelled steps by monotonicity (a step before a step with MC > 0 is correct); ``None`` if unknown.
+
+    Example:
+        >>> hard_labels([None, 0.5, None, 0.0]), hard_labels([None, 0.0])
+        ([1.0, 1.0, None, 0.0], None)
+    """
+    out: list[float | None] = list(labels)
+    seen_positive = False
+    for i in range(len(out) - 1, -1, -1):
+        lab = out[i]
+        if lab is not None and lab > 0:
+            seen_positive = True
+            out[i] = 1.0
+        elif lab is None and seen_positive:
+            out[i] = 1.0
+        elif lab is not None:
+            out[i] = 0.0
+    if out and out[0] is None:
+        return None
+    return out  # type: ignore[return-value]
+
+
+def export(results: Sequence[SearchResult], layout: str) -> list[dict[str, Any]]:
+    """JSON-able records of ``results`` in one layout (:data:`LAYOUTS`).
+
+    ``math-aps``/``math-aps-tree`` are openr's Math-APS records (one per question); ``math-shepherd`` and
+    ``prm800k`` give one record per root-to-leaf path, hard labels (MC > 0) filled by
+    :func:`hard_labels`; Math-Shepherd drops paths with a step whose label is unknown (inside a probe
+    that spans several steps and ends at MC = 0), PRM800K keeps them with rating ``None``.
+    """
+    from llmlab.methods.prm import StepExample, to_math_shepherd, to_prm800k, tree_to_examples
+
+    if layout not in LAYOUTS:
+        raise ConfigError(f"layout '{layout}' unknown; one of {', '.join(LAYOUTS)}")
+    out: list[dict[str, Any]] = []
+    for i, res in enumerate(results):
+        if res.skipped is not None or not res.states:
+            continue
+        if layout in ("math-aps", "math-aps-tree"):
+            steps = res.flat() if layout == "math-aps" else res.tree()
+            out.append({"question": res.question, "final_answer": res.answer, "reasoning_steps": steps,
+                        "question_id": i})
+            continue
+        for ex in tree_to_examples(res.question, res.tree(), res.answer):
+            filled = hard_labels(ex.labels)
+            if layout == "math-shepherd":
+                if filled is not None and None not in filled:
+                    out.append(to_math_shepherd(StepExample(ex.question, ex.steps, list(filled), ex.answer)))
+            else:
+                labels = filled if filled is not None else ex.labels
+                out.append(to_prm800k(StepExample(ex.question, ex.steps, list(labels), ex.answer)))
+    return out
