@@ -207,11 +207,15 @@ def report_cmd(run_id: str, runs_dir: str, as_json: bool) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write each line back with 'correct'.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("-t", "task_params", multiple=True, metavar="KEY=VALUE")
-def score_cmd(task: str, predictions: str, out: str | None, as_json: bool, task_params: tuple[str, ...]) -> None:
-    """Score a JSONL file of predictions made elsewhere."""
+@click.option("--model", "-m", "model_spec", default=None, help="The judge, for tasks scored by a model.")
+@click.option("--role", "roles", multiple=True, metavar="NAME=SPEC", help="A named role (judge=SPEC).")
+def score_cmd(task: str, predictions: str, out: str | None, as_json: bool, task_params: tuple[str, ...],
+              model_spec: str | None, roles: tuple[str, ...]) -> None:
+    """Score a JSONL file of predictions made elsewhere (judge tasks: --role judge=SPEC)."""
     from llmlab.runner import score_file
 
-    click.echo(score_file(task, predictions, out=out, as_json=as_json, task_params=list(task_params)))
+    click.echo(score_file(task, predictions, out=out, as_json=as_json, task_params=list(task_params),
+                          model_spec=model_spec, roles=list(roles)))
 
 
 @cli.group("cache")

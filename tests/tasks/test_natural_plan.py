@@ -510,3 +510,11 @@ def test_on_generated_instances_strict_validity_agrees_with_official(generated: 
                 assert s.details["valid"] == (s.value == 1.0), (rec["id"], day, start, s.details)
                 hits += s.value == 1.0
         assert hits == 1
+
+
+def test_a_malformed_time_in_a_meeting_reply_is_an_invalid_plan_not_a_crash():
+    from llmlab.tasks.natural_plan.meeting import Friend, MeetingInstance, validate_meeting
+
+    inst = MeetingInstance("A", 540, {"Bo": Friend("B", 540, 600, 30)}, {"A": {"B": 10}})
+    got = validate_meeting(inst, ["You travel to B in 10 minutes and arrive at 13:00PM"], 1)
+    assert [v.constraint for v in got] == ["format"] and "13:00PM" in got[0].message
