@@ -138,7 +138,7 @@ def test_sampling_uses_distinct_indices_and_sample_temperature() -> None:
 def test_sandbox_program_and_missing_sandbox(fake_sandbox: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
     sol, _ = solve("program_of_thought")
     (files, command, timeout), = fake_sandbox
-    assert files == {"main.py": "print((2+3)*4)\n"} and command == ["python", "main.py"] and timeout == 10.0
+    assert files == {"main.py": "print((2+3)*4)\n"} and command == [sys.executable, "main.py"] and timeout == 10.0
     assert sol.trace["stdout"] == "20\n"
     monkeypatch.setitem(sys.modules, "llmlab.sandbox", None)
     with pytest.raises(UnsupportedFeatureError, match="sandbox"):
@@ -164,3 +164,8 @@ def test_exemplar_selection() -> None:
 def test_few_shot_needs_exemplars() -> None:
     with pytest.raises(ConfigError, match="need exemplars"):
         run_sync(Prompting({"technique": "few_shot"}).solve(Query.from_text("q"), Roles(Model(Scripted()))))
+
+
+def test_program_of_thought_in_the_real_sandbox() -> None:
+    sol, _ = solve("program_of_thought")
+    assert sol.trace["exit_code"] == 0 and sol.trace["stdout"].strip() == "20" and sol.answer == "20"

@@ -14,7 +14,8 @@ Deliberate simplifications (each also in ``docs/prompting.md``):
   separate call that does not see the baseline answer.
 - ``knn`` exemplar selection uses a hashed bag-of-words embedding unless ``embed=py:<module:attr>`` names
   an embedding function; ``bm25`` is Okapi BM25 (k1 = 1.5, b = 0.75).
-- ``program_of_thought`` runs the program with ``llmlab.sandbox.run`` (imported when used).
+- ``program_of_thought`` runs the program with ``llmlab.sandbox.run`` (no network, resource limits,
+  a wall-clock timeout); the answer is the last line it prints.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import json
 import math
 import random
 import re
+import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -322,7 +324,8 @@ def program_of_thought(timeout: float = 10.0) -> Callable[[list[Message], Ctx], 
             raise UnsupportedFeatureError(
                 "program_of_thought needs the code sandbox (llmlab.sandbox), which this build does not have"
             ) from None
-        run = await sandbox.run({"main.py": code}, ["python", "main.py"], timeout=timeout)
+        # sys.executable: the interpreter running llmlab (the sandbox resolves a bare name on its own PATH).
+        run = await sandbox.run({"main.py": code}, [sys.executable, "main.py"], timeout=timeout)
         lines = [x for x in str(run.stdout).splitlines() if x.strip()]
         out = lines[-1].strip() if lines and run.exit_code == 0 and not run.timed_out else None
         trace = {"code": code, "exit_code": run.exit_code, "stdout": run.stdout, "stderr": run.stderr,
