@@ -15,7 +15,7 @@ from llmlab.core.concurrency import run_sync
 from llmlab.core.contracts import Query, Roles
 from llmlab.core.errors import ConfigError, UnsupportedFeatureError
 from llmlab.grading.math_answers import canonical_number, last_number
-from llmlab.methods.prompting.base import TECHNIQUES, Prompting
+from llmlab.methods.prompting.base import TECHNIQUES, Prompting, parse_spec
 from llmlab.methods.prompting.techniques import bm25_scores, select_exemplars
 from tests.methods.prompting.scripted import EXEMPLARS, QUESTION, Scripted
 
@@ -85,12 +85,14 @@ CASES: dict[str, tuple[list[str], int, str | None]] = {
     "self_verification(n=3)": (["answer"] * 3 + ["verify.check"] * 3, 3, "20"),
     "chain_of_verification": (["answer", "cove.plan", "cove.verify", "cove.verify", "cove.revise"], 2, "20"),
     "self_calibration": (["answer", "calibrate"], 1, "20"),
+    "max_mutual_information(calibration=['What is 1+1?', 'What is 2+2?'], n=2)": (
+        ["mmi.t0"] * 4 + ["mmi.t1"] * 4 + ["mmi.answer"], 8, "20"),
     "few_shot(k=2)+zero_shot_cot+self_consistency(n=3)": (["answer"] * 3, 3, "20"),
 }
 
 
 def test_every_registered_technique_has_a_case() -> None:
-    covered = {spec.split("(")[0] for part in CASES for spec in part.split("+")}
+    covered = {name for spec in CASES for name, _ in parse_spec(spec)}
     assert covered == set(TECHNIQUES)
 
 
@@ -169,3 +171,31 @@ def test_few_shot_needs_exemplars() -> None:
 def test_program_of_thought_in_the_real_sandbox() -> None:
     sol, _ = solve("program_of_thought")
     assert sol.trace["exit_code"] == 0 and sol.trace["stdout"].strip() == "20" and sol.answer == "20"
+
+
+def test_max_mutual_information_picks_the_informative_template() -> None:
+    from llmlab.backends.mock import MockBackend, last_user_text
+    from llmlab.methods.prompting.techniques import mutual_information
+
+    def reply(req: Any, i: int) -> str:
+        text = last_user_text(req)
+        if text.startswith("Guess:"):  # answers vary by sample, not by input: H(Y|X) = H(Y)
+            return f"The answer is {req.sample_index % 2}."
+        if text.startswith("Think:"):  # the same answer for every input
+            return "The answer is 7."
+        return f"The answer is {last_number(text)}."  # follows the input
+
+    spec = "max_mutual_information(templates=['Guess: {question}', 'Think: {question}', 'Plain: {question}'], n=2)"
+    method = Prompting({"technique": spec})
+    backend = MockBackend(reply)
+    roles = Roles(Model(backend))
+    meta = {"unlabeled": ["Say 1.", "Say 2.", "Say 3.", "Say 4."]}
+    sol = run_sync(method.solve(Query(Query.from_text("Say 9.").messages, extract=extract, metadata=meta), roles))
+    # MI: Guess = H(Y) - H(Y|X) = 1 - 1 = 0; Think = 0 - 0 = 0; Plain = log2(4) - 0 = 2 bits.
+    assert sol.trace["mi"] == pytest.approx([0.0, 0.0, 2.0])
+    assert sol.trace["template"] == 2 and sol.answer == "9"
+    assert len(backend.requests) == 3 * 4 * 2 + 1
+    # The choice is made once: a second question costs one call.
+    run_sync(method.solve(Query(Query.from_text("Say 5.").messages, extract=extract, metadata=meta), roles))
+    assert len(backend.requests) == 3 * 4 * 2 + 2
+    assert mutual_information([["a", None], ["a", None]]) == 0.0

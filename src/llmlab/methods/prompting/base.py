@@ -169,7 +169,11 @@ def parse_spec(spec: str) -> list[tuple[str, dict[str, Any]]]:
                 key, eq, value = kv.partition("=")
                 if not eq:
                     raise ConfigError(f"technique '{name}': parameter '{kv}' is not key=value")
-                params[key.strip()] = yaml.safe_load(value.strip())
+                try:
+                    params[key.strip()] = yaml.safe_load(value.strip())
+                except yaml.YAMLError:
+                    raise ConfigError(f"technique '{name}': cannot parse the value of '{key.strip()}' "
+                                      f"({value.strip()!r}); quote strings with ':', '?' or ','") from None
         out.append((name, params))
     if not out:
         raise ConfigError("empty prompting technique spec")

@@ -33,7 +33,7 @@ TAXONOMY: dict[str, list[tuple[str, str | None]]] = {
     ],
     "ensembling": [
         ("Demonstration Ensembling (DENSE)", None), ("Mixture of Reasoning Experts (MoRE)", None),
-        ("Max Mutual Information", None), ("Self-Consistency", "self_consistency"),
+        ("Max Mutual Information", "max_mutual_information"), ("Self-Consistency", "self_consistency"),
         ("Universal Self-Consistency", "universal_self_consistency"), ("Meta-Reasoning over Multiple CoTs", None),
         ("DiVeRSe (prompt ensemble)", "prompt_ensemble"), ("COSP", None), ("USP", None), ("Prompt Paraphrasing", None),
     ],

@@ -437,6 +437,74 @@ def prompt_ensemble(inducers: Sequence[str] = (P.ZERO_SHOT_COT, P.PLAN_AND_SOLVE
     return s
 
 
+def _entropy(dist: Mapping[str, float]) -> float:
+    return -sum(p * math.log2(p) for p in dist.values() if p > 0)
+
+
+def mutual_information(per_input: Sequence[Sequence[str | None]]) -> float:
+    """I(X; Y) = H(Y) − H(Y | X) from sampled answers per input (bits; inputs weighted equally).
+
+    Example:
+        >>> mutual_information([["a", "a"], ["b", "b"]]), mutual_information([["a", "b"], ["a", "b"]])
+        (1.0, 0.0)
+    """
+    conds = []
+    for answers in per_input:
+        got = [a if a is not None else "<none>" for a in answers]
+        conds.append({a: c / len(got) for a, c in Counter(got).items()} if got else {})
+    conds = [c for c in conds if c]
+    if not conds:
+        return 0.0
+    marginal: dict[str, float] = {}
+    for c in conds:
+        for a, p in c.items():
+            marginal[a] = marginal.get(a, 0.0) + p / len(conds)
+    return _entropy(marginal) - sum(_entropy(c) for c in conds) / len(conds)
+
+
+@technique("max_mutual_information", "ensembling", "solver", "Max Mutual Information (Sorensen et al., 2022)",
+           "2203.11364", "pick the template whose answers carry the most information about the inputs")
+def max_mutual_information(templates: Sequence[str] = ("{question}", f"{{question}}\n{P.ZERO_SHOT_COT}"),
+                           calibration: Sequence[str] | None = None, n: int = 4) -> Callable[[list[Message], Ctx], Any]:
+    """Template selection by mutual information, estimated from ``n`` samples per calibration input.
+
+    The calibration inputs are ``calibration`` or ``Query.metadata["unlabeled"]``; the choice is made once
+    per technique instance and reused. Sorensen et al. read P(y | x) from logprobs; sampling estimates it
+    for any backend.
+    """
+    if any("{question}" not in t for t in templates):
+        raise ConfigError("max_mutual_information: every template needs a {question} placeholder")
+    chosen: dict[str, Any] = {}
+
+    async def s(msgs: list[Message], ctx: Ctx) -> Result:
+        if "index" not in chosen:
+            inputs = list(calibration) if calibration is not None else list(ctx.metadata.get("unlabeled", []))
+            if not inputs:
+                raise ConfigError("max_mutual_information needs calibration inputs (calibration=[...] or "
+                                  "Query.metadata['unlabeled'])")
+
+            def probe(t: int, x: int, j: int) -> Callable[[], Awaitable[str]]:
+                sub = ctx.sample(j, n)
+                text = templates[t].format(question=inputs[x])
+                return lambda: sub.call([Message("user", text)], tag=f"mmi.t{t}")
+
+            jobs = [probe(t, x, j) for t in range(len(templates)) for x in range(len(inputs)) for j in range(n)]
+            texts = await run_many(jobs)
+            answers = [ctx.answer_of(tx) for tx in texts]
+            per = len(inputs) * n
+            scores = []
+            for t in range(len(templates)):
+                block = answers[t * per : (t + 1) * per]
+                scores.append(mutual_information([block[x * n : (x + 1) * n] for x in range(len(inputs))]))
+            chosen["index"] = max(range(len(templates)), key=lambda t: (scores[t], -t))
+            chosen["scores"] = scores
+        template = templates[chosen["index"]]
+        text = await ctx.call(last_user(msgs, lambda q: template.format(question=q)), tag="mmi.answer")
+        return Result(text, ctx.answer_of(text), {"template": chosen["index"], "mi": chosen["scores"]})
+
+    return s
+
+
 # -- self-criticism --------------------------------------------------------------------------------------
 
 
