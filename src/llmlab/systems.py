@@ -74,7 +74,7 @@ SYSTEMS: tuple[System, ...] = (
            )),
     System("Black-box confidence", "2406.04370", "method", "(none)", "methods/confidence.py", "planned"),
     System("The Prompt Report", "2406.06608", "method", "trigaten/The_Prompt_Report", "methods/prompting/",
-           "partial", "26 of 49 taxonomy techniques, composable; MMLU-Redux bench built, not run on a real model", (
+           "partial", "27 of 49 taxonomy techniques, composable; MMLU-Redux bench built, not run on a real model", (
                P("method", "prompting", "llmlab.methods.prompting.base:Prompting"),
                P("command", "bench", "llmlab.methods.prompting.bench:bench",
                  "Benchmark methods against each other (the Prompt Report's techniques on MMLU-Redux)."),

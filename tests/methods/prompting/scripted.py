@@ -18,6 +18,12 @@ EXEMPLARS = [
 ]
 
 RULES = [
+    ("Decompose the question into a program of sub-tasks",
+     "1. qa: What is 2+3?\n2. code: multiply #1 by 4"),
+    ("Answer briefly: What is 2+3?", "5"),
+    ("Write a Python program that computes the answer to the question below and prints only the final answer "
+     "on the last line. Reply with the program in one ```python code block.\n\nQuestion: multiply 5 by 4",
+     "```python\nprint(5*4)\n```"),
     ("Break the following problem into simpler subquestions", "1. What is 2+3?\n2. What is (2+3)*4?"),
     ("Give only the skeleton", "1. add first\n2. then multiply\n3. state result"),
     ("Write a Python program", "```python\nprint((2+3)*4)\n```"),

@@ -43,7 +43,7 @@ def fake_sandbox(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
     async def run(files: dict[str, str], command: list[str], *, timeout: float, **kw: Any) -> FakeRun:
         calls.append((files, command, timeout))
-        return FakeRun(0, "20\n" if "print((2+3)*4)" in files["main.py"] else "")
+        return FakeRun(0, "20\n" if files["main.py"].strip() in ("print((2+3)*4)", "print(5*4)") else "")
 
     mod.run = run  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "llmlab.sandbox", mod)
@@ -77,6 +77,7 @@ CASES: dict[str, tuple[list[str], int, str | None]] = {
     "step_back": (["step_back.abstract", "step_back.answer"], 1, "20"),
     "least_to_most": (["ltm.decompose", "ltm.solve1", "ltm.solve2"], 1, "20"),
     "program_of_thought": (["pot.program"], 1, "20"),
+    "decomposed_prompting": (["decomp.plan", "decomp.qa1", "decomp.code2"], 1, "20"),
     "skeleton_of_thought": (["sot.skeleton", "sot.expand1", "sot.expand2", "sot.expand3"], 3, "20"),
     "self_consistency(n=3)": (["answer"] * 3, 3, "20"),
     "universal_self_consistency(n=3)": (["answer"] * 3 + ["usc.select"], 3, "21"),
@@ -199,3 +200,11 @@ def test_max_mutual_information_picks_the_informative_template() -> None:
     run_sync(method.solve(Query(Query.from_text("Say 5.").messages, extract=extract, metadata=meta), roles))
     assert len(backend.requests) == 3 * 4 * 2 + 2
     assert mutual_information([["a", None], ["a", None]]) == 0.0
+
+
+def test_decomposed_prompting_substitutes_earlier_results() -> None:
+    sol, _ = solve("decomposed_prompting")
+    steps = sol.trace["steps"]
+    assert [s["handler"] for s in steps] == ["qa", "code"]
+    assert steps[1]["subquestion"] == "multiply 5 by 4" and steps[1]["stdout"].strip() == "20"
+    assert sol.answer == "20"

@@ -58,6 +58,12 @@ POT_PROMPT = (
     "Write a Python program that computes the answer to the question below and prints only the final answer "
     "on the last line. Reply with the program in one ```python code block.\n\nQuestion: {question}"
 )
+DECOMP_PLAN = (
+    "Decompose the question into a program of sub-tasks, one per line, each as '<handler>: <sub-question>'. "
+    "Handlers: qa (answer a simple question), code (compute with a Python program). Refer to the result of "
+    "line k as #k. The last line's result is the answer.\n\nQuestion: {question}"
+)
+DECOMP_QA = "Answer briefly: {subquestion}"
 SOT_SKELETON = (
     "You are an organiser. Give only the skeleton (not the full content) of an answer to the question, as a "
     "numbered list of 3 to 10 points of 3 to 5 words each.\n\nQuestion: {question}\nSkeleton:"

@@ -26,7 +26,7 @@ TAXONOMY: dict[str, list[tuple[str, str | None]]] = {
         ("Active prompting", None), ("Memory-of-Thought", None), ("Automatic CoT (Auto-CoT)", None),
     ],
     "decomposition": [
-        ("Least-to-Most", "least_to_most"), ("Decomposed prompting (DECOMP)", None),
+        ("Least-to-Most", "least_to_most"), ("Decomposed prompting (DECOMP)", "decomposed_prompting"),
         ("Plan-and-Solve", "plan_and_solve"), ("Tree-of-Thought", None), ("Recursion-of-Thought", None),
         ("Program-of-Thoughts", "program_of_thought"), ("Faithful CoT", None),
         ("Skeleton-of-Thought", "skeleton_of_thought"),

@@ -318,20 +318,57 @@ def program_of_thought(timeout: float = 10.0) -> Callable[[list[Message], Ctx], 
         reply = await ctx.call(last_user(msgs, lambda q: P.POT_PROMPT.format(question=q)), tag="pot.program")
         m = _CODE_RE.search(reply)
         code = m.group(1) if m is not None else reply
-        try:
-            sandbox = importlib.import_module("llmlab.sandbox")
-        except ImportError:
-            raise UnsupportedFeatureError(
-                "program_of_thought needs the code sandbox (llmlab.sandbox), which this build does not have"
-            ) from None
-        # sys.executable: the interpreter running llmlab (the sandbox resolves a bare name on its own PATH).
-        run = await sandbox.run({"main.py": code}, [sys.executable, "main.py"], timeout=timeout)
-        lines = [x for x in str(run.stdout).splitlines() if x.strip()]
-        out = lines[-1].strip() if lines and run.exit_code == 0 and not run.timed_out else None
-        trace = {"code": code, "exit_code": run.exit_code, "stdout": run.stdout, "stderr": run.stderr,
-                 "timed_out": run.timed_out}
+        out, info = await _run_code(code, timeout)
+        trace = {"code": code, **info}
         answer = ctx.answer_of(out) if out is not None else None
         return Result(out if out is not None else reply, answer, trace)
+
+    return s
+
+
+_DECOMP_LINE_RE = re.compile(r"^\s*(?:\d+[.)]\s*)?(qa|code)\s*:\s*(.+?)\s*$", re.I | re.M)
+
+
+async def _run_code(program: str, timeout: float) -> tuple[str | None, dict[str, Any]]:
+    try:
+        sandbox = importlib.import_module("llmlab.sandbox")
+    except ImportError:
+        raise UnsupportedFeatureError(
+            "program_of_thought and decomposed_prompting's code handler need the code sandbox (llmlab.sandbox), "
+            "which this build does not have"
+        ) from None
+    run = await sandbox.run({"main.py": program}, [sys.executable, "main.py"], timeout=timeout)
+    lines = [x for x in str(run.stdout).splitlines() if x.strip()]
+    out = lines[-1].strip() if lines and run.exit_code == 0 and not run.timed_out else None
+    return out, {"exit_code": run.exit_code, "stdout": run.stdout, "stderr": run.stderr, "timed_out": run.timed_out}
+
+
+@technique("decomposed_prompting", "decomposition", "solver", "Decomposed Prompting (Khot et al., 2022)",
+           "2210.02406", "a decomposer writes sub-task calls; a handler runs each (qa: LLM, code: sandbox)")
+def decomposed_prompting(max_steps: int = 8, timeout: float = 10.0) -> Callable[[list[Message], Ctx], Any]:
+    async def s(msgs: list[Message], ctx: Ctx) -> Result:
+        plan = await ctx.call([Message("user", P.DECOMP_PLAN.format(question=ctx.question))], tag="decomp.plan")
+        steps = [(m.group(1).lower(), m.group(2)) for m in _DECOMP_LINE_RE.finditer(plan)][:max_steps]
+        if not steps:
+            text = await ctx.call(msgs, tag="decomp.fallback")
+            return Result(text, ctx.answer_of(text), {"steps": []})
+        results: list[str] = []
+        trace: list[dict[str, Any]] = []
+        for i, (handler, sub) in enumerate(steps):  # in order: a step may use #k of earlier steps
+            for k in range(len(results), 0, -1):
+                sub = sub.replace(f"#{k}", results[k - 1])
+            if handler == "qa":
+                out = await ctx.call([Message("user", P.DECOMP_QA.format(subquestion=sub))], tag=f"decomp.qa{i + 1}")
+                info: dict[str, Any] = {}
+            else:
+                reply = await ctx.call([Message("user", P.POT_PROMPT.format(question=sub))], tag=f"decomp.code{i + 1}")
+                m = _CODE_RE.search(reply)
+                ran, info = await _run_code(m.group(1) if m is not None else reply, timeout)
+                out = ran if ran is not None else ""
+            results.append(out.strip())
+            trace.append({"handler": handler, "subquestion": sub, "result": out.strip(), **info})
+        text = results[-1]
+        return Result(text, ctx.answer_of(text), {"steps": trace})
 
     return s
 
