@@ -38,7 +38,7 @@ def test_fast_path_matches_reference(tiny_model_dir: Path) -> None:  # noqa: F81
 
 def test_soft_label_training_separates_good_and_bad_steps(tiny_model_dir: Path, tmp_path: Path) -> None:  # noqa: F811
     head = HFPRMHead(tiny_model_dir)
-    losses = head.train(_examples(), PRMHeadTrainConfig(epochs=40, lr=0.05, batch_size=4))
+    losses = head.train(_examples(), PRMHeadTrainConfig(epochs=15, lr=0.1, batch_size=6))
     assert losses[-1] < 0.5 * losses[0]
     scores = run_sync(head.score_steps("Add the numbers.", ["Two plus 3 is 5.", "Two plus 3 is 10 hello."]))
     assert scores[0] > 0.7 and scores[1] < 0.3
