@@ -24,6 +24,14 @@ MATH (Hendrycks et al., 2021, arXiv 2103.03874): :func:`last_boxed_only_string`,
 and ``modeling/eval_math_gpt.py``. They are written from the description in
 ``shared/specs/evaluation.md`` §10.2; no code was copied.
 
+MATH final answers in free text (:func:`extract_math_final`: the last ``\boxed{}``, else the last "the
+answer is ..." statement) and a lenient equivalence, :func:`math_equal`, our own implementation of the kind
+of normalisation PRM800K's grader performs (no code read or copied): hendrycks' :func:`is_equiv` first, then
+:func:`normalize_math_answer` (``$``, ``\text{}`` wrappers, ``\left``/``\right``, degrees, ``%``, a leading
+``x =``, trailing unit words, thousands commas) and structural checks: numbers by value, intervals/tuples
+elementwise with the same brackets, sets / comma lists / ``\pm`` pairs in any order, and simple expressions
+by sympy (the ``math`` extra; without sympy that last check says "not equal").
+
 Deliberate deviations:
 
 - GSM8K equivalence compares numbers as exact fractions and also accepts a relative difference up to
