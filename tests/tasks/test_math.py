@@ -41,6 +41,13 @@ def test_prompt_golden() -> None:
     q = MATH().prompt(Item("t/1", "What is $1+1$?", "2"))
     assert q.text == PROMPT_GOLDEN and q.extract is not None
     assert q.extract("so \\boxed{2}.") == "2"
+    # Voting keys: equal numbers share one, and the task scores the key like free text.
+    assert q.extract("\\boxed{\\dfrac12}") == q.extract("The answer is 0.5.") == "0.5"
+    assert MATH().score(Item("t", "q", "\\frac{1}{2}"), q.extract("\\boxed{1/2}")).correct
+    for text in ("\\boxed{(1, 2]}", "The answer is $x = 3$.", "\\boxed{\\frac{\\sqrt{3}}{2}}"):
+        key = q.extract(text)
+        assert key is not None and q.extract(key) == key
+    assert q.extract("no answer given") is None
 
 
 def test_score_free_text_and_extracted() -> None:

@@ -658,3 +658,25 @@ def math_equal(prediction: str | None, reference: str | None) -> bool:
     if not a or not b:
         return False
     return _normalized_equal(a, b)
+
+
+def canonical_math_final(text: str | None) -> str | None:
+    r"""A voting key for a MATH final answer: :func:`extract_math_final`, normalised, numbers canonical.
+
+    Answers equal as numbers get the same key (``\dfrac12``, ``0.5``, ``1/2`` → ``"0.5"``); other answers
+    get their :func:`normalize_math_answer` form. A text with no box and no "answer is" counts as a bare
+    answer when it is one token (no whitespace), so the function is idempotent on its own output.
+
+    Example:
+        >>> canonical_math_final("\\boxed{\\dfrac12}"), canonical_math_final("The answer is 0.5.")
+        ('0.5', '0.5')
+    """
+    found = extract_math_final(text)
+    if found is None:
+        bare = text.strip() if text is not None else ""
+        if not bare or len(bare) > 100 or any(ch.isspace() for ch in bare):
+            return None
+        found = bare
+    norm = normalize_math_answer(found)
+    value = _as_number(norm)
+    return canonical_number(value) if value is not None else (norm or None)

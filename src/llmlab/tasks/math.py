@@ -28,7 +28,13 @@ from llmlab.backends.base import Message
 from llmlab.core.contracts import Item, Query, Score
 from llmlab.core.errors import DataError
 from llmlab.core.jsonl import read_jsonl
-from llmlab.grading.math_answers import extract_math_answer, extract_math_final, is_equiv, math_equal
+from llmlab.grading.math_answers import (
+    canonical_math_final,
+    extract_math_answer,
+    extract_math_final,
+    is_equiv,
+    math_equal,
+)
 from llmlab.tasks.base import Task, TaskConfig
 
 INSTRUCTION = (
@@ -116,7 +122,9 @@ class MATH(Task):
         if self.cfg.system is not None:
             msgs.append(Message("system", self.cfg.system))
         msgs.append(Message("user", PROMPT_TEMPLATE.format(instruction=INSTRUCTION, problem=item.input)))
-        return Query(tuple(msgs), extract=extract_math_final, metadata={"item_id": item.id})
+        # The extractor gives voting keys (equal numbers share one), so self-consistency and weighted votes
+        # count equivalent answers together.
+        return Query(tuple(msgs), extract=canonical_math_final, metadata={"item_id": item.id})
 
     def score(self, item: Item, answer: str | None) -> Score:
         r"""Score free text (or an extracted answer) against the reference answer.
