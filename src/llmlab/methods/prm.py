@@ -45,7 +45,7 @@ from llmlab.core.concurrency import gather
 from llmlab.core.config import LabConfig
 from llmlab.core.contracts import Extractor, Query, Roles, Solution
 from llmlab.core.errors import ConfigError, DataError, MissingExtraError
-from llmlab.grading.math_answers import canonical_number, extract_math_final, last_number, normalize_math_answer
+from llmlab.grading.math_answers import canonical_math_final, canonical_number, last_number
 from llmlab.methods.base import Method
 
 STEP_DELIMITER = "\n\n"
@@ -492,10 +492,10 @@ def weighted_vote(answers: Sequence[str | None], weights: Sequence[float]) -> tu
 
 
 def default_extract(text: str) -> str | None:
-    r"""A final answer for voting: the normalised MATH final answer, else the last number."""
-    found = extract_math_final(text)
+    r"""A final answer for voting: the MATH voting key (:func:`canonical_math_final`), else the last number."""
+    found = canonical_math_final(text)
     if found is not None:
-        return normalize_math_answer(found)
+        return found
     value = last_number(text)
     return canonical_number(value) if value is not None else None
 
