@@ -60,9 +60,8 @@ SYSTEMS: tuple[System, ...] = (
            )),
     System("TextGrad", "2406.07496", "method", "zou-group/textgrad", "methods/textgrad/", "planned"),
     System("Husky", "2406.06469", "method", "agent-husky/Husky-v1", "methods/husky.py", "planned"),
-    System("OmegaPRM", "2406.06592", "method", "(none; openr reimplementation)", "methods/omega_prm.py", "partial",
-           "MCTS + binary search, PRM data layouts, LLM/hf PRM, PRM-weighted SC, MATH-500 task; no model-quality "
-           "numbers", (
+    System("OmegaPRM", "2406.06592", "method", "(none; openr reimplementation)", "methods/omega_prm.py", "works",
+           "scripted checks + openr side by side (1-search trees identical); no real-model MATH numbers yet", (
                P("method", "prm_weighted_sc", "llmlab.methods.prm:PRMWeightedSC"),
                P("command", "omegaprm", "llmlab.methods.omega_prm_cli:omegaprm",
                  "Collect OmegaPRM process-supervision labels (MCTS + binary search)."),
@@ -74,7 +73,8 @@ SYSTEMS: tuple[System, ...] = (
            )),
     System("Black-box confidence", "2406.04370", "method", "(none)", "methods/confidence.py", "planned"),
     System("The Prompt Report", "2406.06608", "method", "trigaten/The_Prompt_Report", "methods/prompting/",
-           "partial", "27 of 49 taxonomy techniques, composable; MMLU-Redux bench built, not run on a real model", (
+           "works", "the issue's techniques (27 of the taxonomy's 49), golden + call-graph tested; bench not yet run "
+           "on a real model", (
                P("method", "prompting", "llmlab.methods.prompting.base:Prompting"),
                P("command", "bench", "llmlab.methods.prompting.bench:bench",
                  "Benchmark methods against each other (the Prompt Report's techniques on MMLU-Redux)."),
