@@ -221,6 +221,9 @@ class OmegaPRM:
         config: An :class:`OmegaPRMConfig` or its keys.
         verifier: ``(solution_text, expected_answer) -> bool`` (the oracle); default: MATH equivalence.
 
+    One instance runs one search at a time (it holds the current tree); :func:`collect` makes one per
+    question.
+
     Example:
         >>> from llmlab.backends.mock import MockBackend
         >>> from llmlab.core.concurrency import run_sync
