@@ -11,8 +11,8 @@ What must match (docs/omega_prm.md has the run and the numbers):
 - one search per question (before openr's re-selection bug and its different N can interfere): the
   same tree, as a bag of (prefix steps, MC), the same rollout count, the same first-error position;
 - searches run to exhaustion: every prefix both trees hold has the same MC; every first error either
-  implementation locates is the rollout's true first wrong step; openr selects an already consumed
-  (state, rollout) again (PR #98) while ours never does.
+  implementation locates (openr's read from its probes) is the rollout's true first wrong step; openr
+  selects an already consumed (state, rollout) again (PR #98) while ours never does.
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ def run_openr(world: World, k: int, searches: int, budget: int) -> tuple[Any, li
                            rollout_budget=budget, save_data_tree=False)
     picked: list[tuple[Any, str]] = []
     select = omega.selection_phase
+    expand = omega.expansion_phase_binary_search
 
     def recording_select() -> tuple[Any, str]:
         state, rollout = select()
@@ -95,9 +96,30 @@ def run_openr(world: World, k: int, searches: int, budget: int) -> tuple[Any, li
             picked.append((state, rollout))
         return state, rollout
 
+    def recording_expand(state: Any, rollout: str) -> None:
+        before = len(omega.T.nodes)
+        expand(state, rollout)
+        omega.searches_log.append((state, rollout, omega.T.nodes[before:]))
+
+    omega.searches_log = []
     omega.selection_phase = recording_select
+    omega.expansion_phase_binary_search = recording_expand
     omega.run(QUESTION, ANSWER)
     return omega, picked
+
+
+def openr_first_error(state: Any, new_nodes: list[Any]) -> int | None:
+    """The first error openr's binary search located, read from its probes.
+
+    Every probe is the selected prefix plus a prefix of the rollout, so its length pins a position: the
+    error is one past the longest probe with MC > 0 (or the selected state), when a probe of exactly that
+    length has MC = 0. Correct-rollout children (never estimated) are not probes.
+    """
+    probes = [n for n in new_nodes if n.total_rollouts > 0]
+    positive = [len(_steps(state.solution_prefix))] + [len(_steps(n.solution_prefix)) for n in probes if n.MC > 0]
+    zero = {len(_steps(n.solution_prefix)) for n in probes if n.MC == 0}
+    fe = max(positive) + 1
+    return fe if fe in zero else None
 
 
 def run_ours(world: World, k: int, searches: int, budget: int) -> Any:
@@ -123,7 +145,10 @@ def test_one_search_identical(name: str) -> None:
     if picked:
         (state, rollout), (entry,) = picked[0], ours.log
         assert rollout == ours.rollouts[entry["rollout"]].text
-        assert entry["first_error"] == true_first_error(len(_steps(state.solution_prefix)), rollout)
+        truth = true_first_error(len(_steps(state.solution_prefix)), rollout)
+        assert entry["first_error"] == truth
+        (_, _, new_nodes), = theirs.searches_log
+        assert openr_first_error(state, new_nodes) == truth
 
 
 @pytest.mark.parametrize("name", sorted(WORLDS))
@@ -138,6 +163,10 @@ def test_to_exhaustion_same_mc_and_true_first_errors(name: str) -> None:
     for e in ours.log:
         r = ours.rollouts[e["rollout"]]
         assert e["first_error"] == true_first_error(len(ours.states[r.state].steps), r.text)
+    # openr's binary search also finds the true first error, every time (repeats included).
+    assert theirs.searches_log
+    for state, rollout, new_nodes in theirs.searches_log:
+        assert openr_first_error(state, new_nodes) == true_first_error(len(_steps(state.solution_prefix)), rollout)
     ids = [e["rollout"] for e in ours.log]
     assert len(ids) == len(set(ids))
     keys = [(id(s), r) for s, r in picked]
