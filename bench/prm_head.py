@@ -29,9 +29,9 @@ def main() -> None:
     set_threads(args.threads)
 
     import torch
+    from tests.helpers.tiny_hf import make_tiny_model
 
     from llmlab.methods.prm import HFPRMHead
-    from tests.helpers.tiny_hf import make_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:
         head = HFPRMHead(make_tiny_model(Path(tmp) / "m"))
