@@ -241,3 +241,34 @@ def test_score_file_goes_through_the_async_scorer_and_needs_a_judge_for_judge_ta
     assert json.loads(out)["accuracy"] == 1.0
     with pytest.raises(ConfigError, match="--role judge=SPEC"):
         score_file("judged_file", str(preds))
+
+
+FLAKY = {"on": True}
+
+
+class Flaky(Toy):
+    """Items 3 and 7 fail while FLAKY is on (a transient fault), then score normally."""
+
+    name = "flaky"
+
+    def score(self, item, answer):
+        if FLAKY["on"] and item.input in (3, 7):
+            raise RuntimeError("transient scorer fault")
+        return super().score(item, answer)
+
+
+TASKS.register("flaky", Flaky)
+
+
+def test_failed_items_are_retried_on_resume_and_only_they_are_called(tmp_path):
+    FLAKY["on"] = True
+    try:
+        first = run_eval(spec(tmp_path, task="flaky", run_id="flaky"))
+        assert first.n_errors == 2 and first.n_scored == 8 and first.calls == 10
+        FLAKY["on"] = False
+        second = run_eval(spec(tmp_path, task="flaky", run_id="flaky"))
+    finally:
+        FLAKY["on"] = True
+    assert second.new_items == 2  # exactly the failed ones ran again
+    assert second.n_errors == 0 and second.n_scored == 10  # each retried row now holds its successful attempt
+    assert second.aggregate["accuracy"] == pytest.approx(0.9)  # item 3 is answered wrong by the doubler
