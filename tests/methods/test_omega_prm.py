@@ -124,3 +124,12 @@ def test_outputs_round_trip() -> None:
     )
     examples = tree_to_examples(QUESTION, tree, ANSWER)
     assert examples and all(ex.labels[-1] is not None for ex in examples)
+
+
+def test_bad_config_is_one_line() -> None:
+    from llmlab.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="search_limit"):
+        OmegaPRM(Model(MockBackend(["x"])), {"search_limit": 10**9})
+    with pytest.raises(ConfigError, match="unknown key 'kk'"):
+        OmegaPRM(Model(MockBackend(["x"])), {"kk": 1})

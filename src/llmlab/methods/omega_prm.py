@@ -57,7 +57,7 @@ from pydantic import Field
 from llmlab.backends.base import GenerateRequest, Message
 from llmlab.backends.model import Model
 from llmlab.core.concurrency import gather
-from llmlab.core.config import LabConfig
+from llmlab.core.config import MAX_COUNT, LabConfig, build_config
 from llmlab.core.errors import ConfigError
 from llmlab.grading.math_answers import extract_math_final, math_equal
 
@@ -94,12 +94,12 @@ class OmegaPRMConfig(LabConfig):
 
     alpha: float = Field(default=0.5, gt=0.0)
     beta: float = Field(default=0.9, gt=0.0)
-    L: int = Field(default=500, ge=1)
+    L: int = Field(default=500, ge=1, le=10_000_000)
     c_puct: float = Field(default=0.125, ge=0.0)
     k: int = Field(default=16, ge=1)
-    search_limit: int = Field(default=100, ge=0)
-    rollout_budget: int = Field(default=200, ge=1)
-    filter_rollouts: int = Field(default=0, ge=0)
+    search_limit: int = Field(default=100, ge=0, le=MAX_COUNT)
+    rollout_budget: int = Field(default=200, ge=1, le=100 * MAX_COUNT)
+    filter_rollouts: int = Field(default=0, ge=0, le=MAX_COUNT)
     temperature: float = Field(default=0.7, ge=0.0)
     top_p: float | None = 0.9
     max_tokens: int | None = Field(default=2048, ge=1)
@@ -241,7 +241,9 @@ class OmegaPRM:
         verifier: Verifier | None = None,
     ) -> None:
         self.completer = completer
-        self.config = config if isinstance(config, OmegaPRMConfig) else OmegaPRMConfig(**(config or {}))
+        built = config if isinstance(config, OmegaPRMConfig) else build_config(OmegaPRMConfig, config)
+        assert isinstance(built, OmegaPRMConfig)
+        self.config = built
         self.verifier = verifier if verifier is not None else default_verifier
 
     # -- one question ----------------------------------------------------------------------------------

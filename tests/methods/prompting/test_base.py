@@ -24,6 +24,7 @@ def test_parse_spec() -> None:
     ("least_to_most+step_back", "at most one solver"),
     ("self_consistency+re2", "comes after a wrapper"),
     ("", "empty"),
+    ("self_consistency(n=1000000000)", "n must be between 0 and 100000"),
     ("max_mutual_information(calibration=[What is 1?, x])", "cannot parse the value of 'calibration'"),
 ])
 def test_bad_specs_are_one_line(spec: str, message: str) -> None:

@@ -24,7 +24,7 @@ from pydantic import Field
 
 from llmlab.backends.base import GenerateRequest, Message
 from llmlab.core.concurrency import gather
-from llmlab.core.config import LabConfig
+from llmlab.core.config import MAX_COUNT, LabConfig
 from llmlab.core.contracts import Extractor, Query, Roles, Solution
 from llmlab.core.errors import ConfigError
 from llmlab.methods.base import Method
@@ -217,6 +217,9 @@ def build(spec: str) -> Pipeline:
     names = []
     for name, params in parse_spec(spec):
         tech = TECHNIQUES[name]
+        for key, value in params.items():  # the same cap as every config's counts (llmlab.core.config)
+            if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= MAX_COUNT:
+                raise ConfigError(f"technique '{name}': {key} must be between 0 and {MAX_COUNT}, got {value}")
         try:
             made = tech.factory(**params)
         except TypeError as exc:
