@@ -66,3 +66,15 @@ def test_trains_on_omegaprm_output(tiny_model_dir: Path) -> None:  # noqa: F811
     s_good = run_sync(head.score_steps(QUESTION, good))
     s_bad = run_sync(head.score_steps(QUESTION, bad))
     assert s_bad[1] < s_good[1] - 0.2
+
+
+def test_soft_and_hard_objectives(tiny_model_dir: Path) -> None:  # noqa: F811
+    # One step labelled MC = 0.25: the soft objective learns about 0.25, the hard one pushes towards 1.
+    examples = [StepExample("Add the numbers.", ["Two plus 2 is 4."], [0.25])] * 4
+    soft = HFPRMHead(tiny_model_dir)
+    soft.train(examples, PRMHeadTrainConfig(epochs=30, lr=0.1, batch_size=4))
+    hard = HFPRMHead(tiny_model_dir)
+    hard.train(examples, PRMHeadTrainConfig(objective="hard", epochs=30, lr=0.1, batch_size=4))
+    (p_soft,) = run_sync(soft.score_steps("Add the numbers.", ["Two plus 2 is 4."]))
+    (p_hard,) = run_sync(hard.score_steps("Add the numbers.", ["Two plus 2 is 4."]))
+    assert p_soft == pytest.approx(0.25, abs=0.05) and p_hard > 0.9

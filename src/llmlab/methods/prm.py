@@ -304,8 +304,12 @@ class LLMPRM:
 
 @dataclass
 class PRMHeadTrainConfig:
-    """Training options of :class:`HFPRMHead` (pointwise soft-label BCE)."""
+    """Training options of :class:`HFPRMHead`.
 
+    ``objective``: ``soft`` (BCE against MC(s), the paper's best) or ``hard`` (BCE against 1[MC(s) > 0]).
+    """
+
+    objective: Literal["soft", "hard"] = "soft"
     epochs: int = 20
     lr: float = 5e-3
     batch_size: int = 8
@@ -415,7 +419,10 @@ class HFPRMHead:
             labs = ex.labels[: len(ends)]
             keep = [i for i, lab in enumerate(labs) if lab is not None]
             if keep:
-                data.append((ids, [ends[i] for i in keep], [float(labs[i]) for i in keep]))  # type: ignore[arg-type]
+                targets = [float(labs[i]) for i in keep]  # type: ignore[arg-type]
+                if cfg.objective == "hard":
+                    targets = [1.0 if t > 0 else 0.0 for t in targets]
+                data.append((ids, [ends[i] for i in keep], targets))
         if not data:
             raise DataError("no labelled steps to train the PRM head on")
         params = list(self.head.parameters()) + (list(self.model.parameters()) if cfg.train_base else [])
@@ -431,7 +438,7 @@ class HFPRMHead:
                 chunk = [data[i] for i in order[start : start + cfg.batch_size]]
                 logits = torch.cat(self.logits([(x, e) for x, e, _ in chunk]))
                 target = torch.tensor([v for _, _, labs in chunk for v in labs], device=self.device)
-                # Pointwise soft-label objective: BCE against MC(s) (the paper's best PRM objective).
+                # Pointwise objective: BCE against MC(s) (soft, the paper's best) or against MC(s) > 0 (hard).
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
                 opt.zero_grad()
                 loss.backward()
