@@ -78,3 +78,23 @@ def test_soft_and_hard_objectives(tiny_model_dir: Path) -> None:  # noqa: F811
     (p_soft,) = run_sync(soft.score_steps("Add the numbers.", ["Two plus 2 is 4."]))
     (p_hard,) = run_sync(hard.score_steps("Add the numbers.", ["Two plus 2 is 4."]))
     assert p_soft == pytest.approx(0.25, abs=0.05) and p_hard > 0.9
+
+
+def test_pairwise_objective_on_omegaprm_siblings(tiny_model_dir: Path) -> None:  # noqa: F811
+    from llmlab.backends.mock import MockBackend
+    from llmlab.backends.model import Model
+    from llmlab.methods.omega_prm import OmegaPRM
+    from llmlab.methods.prm import sibling_pairs
+    from tests.helpers.omega_world import ANSWER, QUESTION, World, mock_script
+
+    world = World()
+    res = run_sync(OmegaPRM(Model(MockBackend(mock_script(world))), {"k": 4}).search(QUESTION, ANSWER))
+    pairs = sibling_pairs(QUESTION, res.tree())
+    assert pairs and all(not any("oops" in s for s in good) for good, _ in pairs)
+    head = HFPRMHead(tiny_model_dir)
+    cfg = PRMHeadTrainConfig(epochs=8, lr=0.1, batch_size=16)
+    losses = head.train_pairwise([(QUESTION, g, b) for g, b in pairs], cfg)
+    assert losses[-1] < losses[0]
+    good = run_sync(head.score_steps(QUESTION, [world.good(1), world.good(2)]))
+    bad = run_sync(head.score_steps(QUESTION, [world.good(1), "Step 2: oops 9, a slip here."]))
+    assert good[1] > bad[1]

@@ -135,6 +135,24 @@ def tree_to_examples(question: str, tree: Mapping[str, Any], answer: str | None 
     return out
 
 
+def sibling_pairs(question: str, tree: Mapping[str, Any]) -> list[tuple[list[str], list[str]]]:
+    """``(better, worse)`` step lists of sibling nodes whose MC differ (for the pairwise objective)."""
+    out: list[tuple[list[str], list[str]]] = []
+
+    def walk(node: Mapping[str, Any], steps: list[str]) -> None:
+        kids = [(c, [*steps, *_split(c["text"])]) for c in node.get("children", []) if _split(c["text"])]
+        for i, (a, sa) in enumerate(kids):
+            for b, sb in kids[i + 1 :]:
+                if a["mc_value"] is None or b["mc_value"] is None or a["mc_value"] == b["mc_value"]:
+                    continue
+                out.append((sa, sb) if a["mc_value"] > b["mc_value"] else (sb, sa))
+        for c, sc in kids:
+            walk(c, sc)
+
+    walk(tree, [])
+    return out
+
+
 def read_math_aps(path: str | Path) -> list[StepExample]:
     """Examples from a Math-APS file (flat or tree ``reasoning_steps``), one per root-to-leaf path."""
     out: list[StepExample] = []
@@ -446,6 +464,45 @@ class HFPRMHead:
                 total += float(loss.detach()) * len(target)
                 count += len(target)
             losses.append(total / count)
+        self.model.eval()
+        return losses
+
+    def train_pairwise(self, question_pairs: Sequence[tuple[str, list[str], list[str]]],
+                       config: PRMHeadTrainConfig | None = None) -> list[float]:
+        """Fit by the pairwise (Bradley–Terry) objective: ``−log σ(r(better) − r(worse))`` on last steps.
+
+        Args:
+            question_pairs: ``(question, better steps, worse steps)``, e.g. from :func:`sibling_pairs`.
+            config: Epochs, learning rate, batch size, ``train_base`` (``objective`` is ignored).
+        """
+        torch = _torch()
+        cfg = config if config is not None else PRMHeadTrainConfig()
+        torch.manual_seed(cfg.seed)
+        data = []
+        for q, good, bad in question_pairs:
+            a, b = self.encode(q, good, cfg.max_length), self.encode(q, bad, cfg.max_length)
+            if a[1] and b[1]:
+                data.append(((a[0], a[1][-1:]), (b[0], b[1][-1:])))
+        if not data:
+            raise DataError("no pairs to train the PRM head on")
+        params = list(self.head.parameters()) + (list(self.model.parameters()) if cfg.train_base else [])
+        for p in self.model.parameters():
+            p.requires_grad_(cfg.train_base)
+        opt = torch.optim.Adam(params, lr=cfg.lr)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        losses = []
+        for _ in range(cfg.epochs):
+            order = torch.randperm(len(data), generator=gen).tolist()
+            total = 0.0
+            for start in range(0, len(order), cfg.batch_size):
+                chunk = [data[i] for i in order[start : start + cfg.batch_size]]
+                r = torch.cat(self.logits([x for pair in chunk for x in pair]))  # (2B,): better, worse, ...
+                loss = torch.nn.functional.softplus(-(r[0::2] - r[1::2])).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(chunk)
+            losses.append(total / len(data))
         self.model.eval()
         return losses
 
