@@ -66,7 +66,7 @@ SYSTEMS: tuple[System, ...] = (
     System("Husky", "2406.06469", "method", "agent-husky/Husky-v1", "methods/husky.py", "planned"),
     System("OmegaPRM", "2406.06592", "method", "(none; openr reimplementation)", "methods/omega_prm.py", "works",
            "scripted checks + openr side by side (1-search trees identical); no real-model MATH numbers yet", (
-               P("method", "prm_weighted_sc", "llmlab.methods.prm:PRMWeightedSC"),
+               P("method", "prm_weighted_sc", "llmlab.methods.prm.weighted_sc:PRMWeightedSC"),
                P("command", "omegaprm", "llmlab.methods.omega_prm_cli:omegaprm",
                  "Collect OmegaPRM process-supervision labels (MCTS + binary search)."),
                P("task", "math", "llmlab.tasks.math:MATH"),
