@@ -62,7 +62,25 @@ SYSTEMS: tuple[System, ...] = (
            "selection accuracy and oracle pass@k kept apart; tree identical to official in 120 runs", (
                P("method", "mcts_sr", "llmlab.methods.mcts_sr:MCTSr"),
            )),
-    System("TextGrad", "2406.07496", "method", "zou-group/textgrad", "methods/textgrad/", "planned"),
+    System("TextGrad", "2406.07496", "method", "zou-group/textgrad", "methods/textgrad/", "partial",
+           "3 protocols on scripted models; parity with 0.1.8; 3.5-4.1x textgrad (goal 4x) on a loaded VM; "
+           "no real-model runs", (
+               P("method", "textgrad", "llmlab.methods.textgrad.method:TextGrad"),
+               P("task", "bbh_object_counting", "llmlab.tasks.bbh:BBHObjectCounting"),
+               P("task", "bbh_word_sorting", "llmlab.tasks.bbh:BBHWordSorting"),
+               P("task", "gpqa", "llmlab.tasks.gpqa:GPQA"),
+               P("command", "textgrad", "llmlab.methods.textgrad.cli:textgrad",
+                 "TextGrad: optimize a task's system prompt or LeetCode solutions."),
+               P("dataset", "bbh", {
+                   f"bbh/{name}.json": "https://raw.githubusercontent.com/suzgunmirac/BIG-Bench-Hard/9ee07bd481feebf959a6b59d61ea57bdcf30964d/bbh/"
+                                       f"{name}.json"
+                   for name in ("object_counting", "word_sorting")
+               }),
+               P("dataset", "leetcode-hard", {
+                   "leetcode_with_tests.jsonl": "https://raw.githubusercontent.com/vinid/data/"
+                                                "835ce8d8fa42d7b51c963e2430777f6acbe96c00/leetcode_with_tests.jsonl",
+               }),
+           )),
     System("Husky", "2406.06469", "method", "agent-husky/Husky-v1", "methods/husky.py", "planned"),
     System("OmegaPRM", "2406.06592", "method", "(none; openr reimplementation)", "methods/omega_prm.py", "works",
            "scripted checks + openr side by side (1-search trees identical); no real-model MATH numbers yet", (
