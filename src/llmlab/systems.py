@@ -134,12 +134,32 @@ SYSTEMS: tuple[System, ...] = (
                P("command", "wildbench", "llmlab.tasks.wildbench.cli:wildbench",
                  "WildBench rewards/scores; verify leaderboard tables."),
            )),
-    System("CRAG", "2406.04744", "task", "facebookresearch/CRAG", "tasks/crag.py", "planned"),
+    System("CRAG", "2406.04744", "task", "facebookresearch/CRAG", "tasks/crag/", "partial",
+           "auto-eval = official on 600/600; 38-tool mock API; 5-domain server untested on the real KG", (
+               P("task", "crag", "llmlab.tasks.crag:CRAG"),
+               P("method", "crag_rag", "llmlab.methods.crag_rag:CragRAG"),
+               P("method", "crag_rag_api", "llmlab.methods.crag_rag:CragRAGAPI"),
+               P("command", "crag", "llmlab.tasks.crag.cli:crag", "CRAG mock knowledge-graph API server."),
+               P("dataset", "crag", {
+                   f"{d}/{f}": f"https://raw.githubusercontent.com/facebookresearch/CRAG/main/{d}/{f}"
+                   for d, f in (("example_data", "dev_data.jsonl.bz2"), ("tokenizer", "tokenizer.json"),
+                                ("tokenizer", "tokenizer_config.json"), ("tokenizer", "special_tokens_map.json"),
+                                ("tokenizer", "tokenizer.model"))
+               }),
+           )),
     System("MMLU-Redux", "2406.04127", "task", "aryopg/mmlu-redux", "tasks/mmlu_redux/", "works",
            "57 CSVs, label counts as paper; Virology 57% erroneous", (
                P("task", "mmlu_redux", "llmlab.tasks.mmlu_redux:MMLURedux"),
            )),
-    System("CS-Bench", "2406.08587", "task", "csbench/csbench", "tasks/cs_bench.py", "planned"),
+    System("CS-Bench", "2406.08587", "task", "csbench/csbench", "tasks/cs_bench/", "works",
+           "4 formats x EN/CN/DE/FR; official + fixed MC scores; agrees with official on 1200 crafted", (
+               P("task", "cs_bench", "llmlab.tasks.cs_bench:CSBench"),
+               P("dataset", "cs-bench", {
+                   f"CSBench-{lang}/{split}.json": "https://raw.githubusercontent.com/csbench/csbench/main/Dataset/"
+                                                   f"CSBench-{lang}/{split}.json"
+                   for lang in ("EN", "CN", "DE", "FR") for split in ("test", "valid")
+               }),
+           )),
     System("McEval", "2406.07436", "task", "MCEVAL/McEval", "tasks/mceval.py", "planned"),
     System("GenAI-Arena ratings", "2406.04485", "task", "TIGER-AI-Lab/GenAI-Arena", "stats/arena.py", "works",
            "Elo/BT/bootstrap vs fschat; voting page tested in Chromium", (
@@ -148,7 +168,12 @@ SYSTEMS: tuple[System, ...] = (
            )),
     System("Downstream-scaling analysis", "2406.04391", "task",
            "RylanSchaeffer/KoyejoLab-Why-Has-Predicting-Downstream-Capabilities-Remained-Elusive",
-           "stats/scaling.py", "planned"),
+           "stats/scaling.py", "works",
+           "chain + stats vs scipy/sklearn; collect/analyze; 6 tiny LMs: log p 0.99 vs p_choices 0.13 vs acc 0.09", (
+               P("command", "scaling", "llmlab.stats.scaling_cli:scaling",
+                 "Downstream-scaling analysis: collect per-choice log-likelihoods, analyze the chain."),
+               P("experiment", "downstream_scaling", "llmlab.stats.scaling_lab:experiment_downstream_scaling"),
+           )),
     # -- models, training, data --
     System("Samba", "2406.07522", "model", "microsoft/Samba", "models/samba.py", "works",
            "scan 7x reference on CPU (numba); window enforced on every path; step decode = forward", (
