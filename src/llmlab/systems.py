@@ -98,10 +98,30 @@ SYSTEMS: tuple[System, ...] = (
                }),
            )),
     System("Husky", "2406.06469", "method", "agent-husky/Husky-v1", "methods/husky.py", "planned"),
-    System("OmegaPRM", "2406.06592", "method", "(none; openr reimplementation)", "methods/omega_prm.py", "planned"),
+    System("OmegaPRM", "2406.06592", "method", "(none; openr reimplementation)", "methods/omega_prm.py", "works",
+           "scripted checks + openr side by side (1-search trees identical); no real-model MATH numbers yet", (
+               P("method", "prm_weighted_sc", "llmlab.methods.prm.weighted_sc:PRMWeightedSC"),
+               P("command", "omegaprm", "llmlab.methods.omega_prm_cli:omegaprm",
+                 "Collect OmegaPRM process-supervision labels (MCTS + binary search)."),
+               P("task", "math", "llmlab.tasks.math:MATH"),
+               P("dataset", "math-500", {
+                   "test500.jsonl": "https://raw.githubusercontent.com/openreasoner/openr/main/envs/MATH/dataset/"
+                                    "test500.jsonl",
+               }),
+           )),
     System("Black-box confidence", "2406.04370", "method", "(none)", "methods/confidence.py", "planned"),
     System("The Prompt Report", "2406.06608", "method", "trigaten/The_Prompt_Report", "methods/prompting/",
-           "planned"),
+           "works", "the issue's techniques (27 of the taxonomy's 49), golden + call-graph tested; bench not yet run "
+           "on a real model", (
+               P("method", "prompting", "llmlab.methods.prompting.base:Prompting"),
+               P("command", "bench", "llmlab.methods.prompting.bench:bench",
+                 "Benchmark methods against each other (the Prompt Report's techniques on MMLU-Redux)."),
+               P("list_view", "prompting", "llmlab.methods.prompting.taxonomy:taxonomy_table"),
+               P("dataset", "prompt-report", {
+                   name: f"https://raw.githubusercontent.com/trigaten/The_Prompt_Report/main/data/{name}"
+                   for name in ("prompts.json", "mmlu_configs.json")
+               }),
+           )),
     System("Visual Sketchpad", "2406.09403", "method", "Yushi-Hu/VisualSketchpad", "methods/sketchpad.py",
            "planned"),
     System("ECO unlearning", "2406.07933", "method", "chrisliu298/llm-unlearn-eco", "methods/eco.py", "planned"),
