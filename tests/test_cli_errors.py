@@ -57,6 +57,32 @@ def test_bad_eval_input_is_one_line(capsys, tmp_path, data, extra, code, needle)
     assert not (tmp_path.parent / "escaped-run").exists()
 
 
+@pytest.mark.parametrize("spec,needle", [
+    ("mock:echo?fail_500=1.5", "fail_500 is a probability per call"),
+    ("mock:echo?fail_500=0.7&fail_429=0.6", "add up to 1.3 > 1"),
+    ("mock:echo?latency=-1", "latency is seconds per call"),
+    ("mock:echo?bogus=1", "bogus"),
+    ("nokind", "needs a backend prefix"),
+    ("nosuch:thing", "Unknown backend 'nosuch'"),
+])
+def test_bad_model_specs_are_one_line(capsys, tmp_path, data, spec, needle):
+    got, err = _run(capsys, "eval", "gsm8k", "--model", spec, "--no-progress", "--data-dir", str(data),
+                    "--runs-dir", str(tmp_path / "runs"))
+    assert got == 2 and needle in err and "\n" not in err, err
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_serve_port_out_of_range_is_one_line(capsys, port):
+    got, err = _run(capsys, "serve", "--model", "mock:echo", "--port", port)
+    assert got == 2 and "--port" in err and "\n" not in err
+
+
+def test_openai_sdk_spec_leaves_the_url_out_of_the_identity():
+    from llmlab.runner import model_identity
+
+    assert model_identity("openai-sdk:m@http://a:1/v1") == model_identity("openai-sdk:m@http://b:2/v1")
+
+
 def test_data_file_for_a_folder_task_says_use_data_dir(capsys, tmp_path, data):
     got, err = _run(capsys, *EVAL, "--data", str(data / "gsm8k" / "test.jsonl"), "--runs-dir", str(tmp_path))
     assert got == 2 and "pass --data-dir DIR" in err and "data_file" not in err

@@ -325,7 +325,7 @@ def new_run(runs_root: Path, prefix: str) -> tuple[str, RunStore]:
 def model_identity(spec: str) -> str:
     """What a run's outputs depend on in a model spec: the backend and model, not the endpoint URL."""
     kind, _, rest = spec.partition(":")
-    if kind == "openai":
+    if kind in ("openai", "openai-sdk"):
         return f"{kind}:{rest.rpartition('@')[0] or rest}"
     return spec
 

@@ -108,6 +108,33 @@ def _offline() -> bool:
     return any(os.environ.get(k, "").strip().lower() in truthy for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub (``HF_ENDPOINT`` or huggingface.co) answers a TCP connect in ``timeout`` s.
+
+    A quick probe instead of letting transformers wait out its retries (~50 s) on a machine without network.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host = url.hostname or "huggingface.co"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    got = try_to_load_from_cache(repo_id, "config.json")
+    return isinstance(got, str)
+
+
 def parse_hf_spec(spec: str) -> tuple[str, dict[str, str]]:
     """Split ``<id or path>[?device=..&dtype=..]`` and validate the options.
 
@@ -177,17 +204,26 @@ class HFBackend(Backend):
     name: ClassVar[str] = "hf"
 
     def __init__(self, model: str, *, device: str | None = None, dtype: str | None = None) -> None:
+        source, is_local = resolve_model_source(model)
+        # decide about the hub before importing torch/transformers, so an unreachable hub is one quick line
+        hub_down = not is_local and not _offline() and not hub_reachable()
+        if hub_down and not _in_hub_cache(source):
+            raise ConfigError(
+                f"hf model '{model}' is not in the local Hugging Face cache and the hub is unreachable from "
+                "this machine; pass a local folder (hf:/path/to/model) or download it once with network"
+            )
         torch = _import_torch()
         transformers = _import_transformers()
-        source, is_local = resolve_model_source(model)
         self.model = model
         self.source = source
         self.device = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = dtype if dtype is not None else ("float32" if self.device == "cpu" else "auto")
         torch_dtype = "auto" if self.dtype == "auto" else getattr(torch, self.dtype)
+        local_only = _offline() or hub_down  # cached and the hub is down: load it without waiting on the hub
         try:
-            self.tokenizer = transformers.AutoTokenizer.from_pretrained(source)
-            self.hf_model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+            self.hf_model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype,
+                                                                              local_files_only=local_only)
         except OSError as exc:
             raise self._load_error(model, is_local, exc) from None
         except (ValueError, KeyError) as exc:

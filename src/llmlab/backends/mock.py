@@ -101,6 +101,17 @@ class FailurePlan:
     hang: float = 0.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        probs = {"fail_500": self.fail_500, "fail_429": self.fail_429, "timeout_rate": self.timeout_rate,
+                 "malformed": self.malformed}
+        for name, p in probs.items():
+            if not 0.0 <= p <= 1.0:
+                raise ConfigError(f"mock option {name} is a probability per call: use 0..1, got {p}")
+        if sum(probs.values()) > 1.0:
+            raise ConfigError(f"mock failure probabilities add up to {sum(probs.values()):g} > 1; lower them")
+        if self.retry_after < 0 or self.hang < 0:
+            raise ConfigError("mock options retry_after and hang are seconds: use values >= 0")
+
     def decide(self, index: int) -> str | None:
         r = random.Random(self.seed * 1_000_003 + index).random()
         for kind, p in (("500", self.fail_500), ("429", self.fail_429), ("timeout", self.timeout_rate),
@@ -193,6 +204,8 @@ class MockBackend(Backend):
             }
             plan = FailurePlan(**plan_opts)
             latency = float(opts.pop("latency", 0.0))
+            if latency < 0:
+                raise ConfigError(f"mock spec '{spec}': latency is seconds per call, use a value >= 0")
             ctx = int(opts["context_length"]) if "context_length" in opts else None
         except ValueError as exc:
             raise ConfigError(f"mock spec '{spec}': bad option value ({exc})") from None

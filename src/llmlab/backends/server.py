@@ -560,9 +560,10 @@ def url_of(sock: socket.socket) -> str:
 @click.option("--model", "-m", "model_spec", required=True,
               help="Backend to serve: hf:<id or path> | mock:<script> | openai:<model>@<url>[,<url>...]")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", type=int, default=8000, show_default=True, help="Port (0 picks a free one).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port (0 picks a free one).")
 @click.option("--name", default=None, help="Model name clients use (default: the backend's model name).")
-@click.option("--concurrency", type=int, default=DEFAULT_CONCURRENCY, show_default=True,
+@click.option("--concurrency", type=click.IntRange(1, 100_000), default=DEFAULT_CONCURRENCY, show_default=True,
               help="Most backend calls in flight at once.")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="warning", show_default=True)
