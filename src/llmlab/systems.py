@@ -150,8 +150,9 @@ SYSTEMS: tuple[System, ...] = (
                P("command", "wildbench", "llmlab.tasks.wildbench.cli:wildbench",
                  "WildBench rewards/scores; verify leaderboard tables."),
            )),
-    System("CRAG", "2406.04744", "task", "facebookresearch/CRAG", "tasks/crag/", "partial",
-           "auto-eval = official on 600/600; 38-tool mock API; 5-domain server untested on the real KG", (
+    System("CRAG", "2406.04744", "task", "facebookresearch/CRAG", "tasks/crag/", "works",
+           "auto-eval = official on 600/600; 38-tool mock API; KG server tested on official-layout fixtures "
+           "(the real KG is user-supplied, not available offline)", (
                P("task", "crag", "llmlab.tasks.crag:CRAG"),
                P("method", "crag_rag", "llmlab.methods.crag_rag:CragRAG"),
                P("method", "crag_rag_api", "llmlab.methods.crag_rag:CragRAGAPI"),
