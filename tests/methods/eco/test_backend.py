@@ -16,6 +16,8 @@ from tests.helpers.tiny_hf import tiny_model_dir  # noqa: F401 - session fixture
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from tests.helpers.torch_threads import one_torch_thread  # noqa: F401 - autouse fixture
+
 
 class Keyword:
     """A stand-in classifier: flags prompts containing a keyword."""

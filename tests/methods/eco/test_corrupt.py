@@ -21,6 +21,8 @@ from llmlab.methods.eco.corrupt import (
 
 torch = pytest.importorskip("torch")
 
+from tests.helpers.torch_threads import one_torch_thread  # noqa: E402, F401 - autouse fixture
+
 
 def _data() -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)

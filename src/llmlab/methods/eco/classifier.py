@@ -103,15 +103,17 @@ def split(items: Sequence[str], test_frac: float, seed: int) -> tuple[list[str],
     """Seeded (train, test) split."""
     idx = list(range(len(items)))
     random.Random(seed).shuffle(idx)
-    k = int(round(len(items) * test_frac))
+    k = round(len(items) * test_frac)
     return [items[i] for i in idx[k:]], [items[i] for i in idx[:k]]
 
 
 def classifier_report(forget: Sequence[str], retain: Sequence[str], related: Sequence[str] = (),
                       test_frac: float = 0.3, seed: int = 0, thresholds: Sequence[float] = (0.5, 0.999)
                       ) -> dict[str, Any]:
-    """Train on a split, report held-out flag rates per threshold: TPR on forget, FPR on retain and on a
-    closely related domain (``related``, never trained on)."""
+    """Train on a split and report held-out flag rates per threshold.
+
+    The rates: TPR on forget, FPR on retain, and FPR on a closely related domain (``related``, never trained on).
+    """
     f_tr, f_te = split(forget, test_frac, seed)
     r_tr, r_te = split(retain, test_frac, seed)
     clf = PromptClassifier(seed=seed).fit(f_tr, r_tr)

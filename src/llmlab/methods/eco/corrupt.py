@@ -135,8 +135,9 @@ def get_corruption(name: str) -> Callable[..., Any]:
 
 
 def prompt_mask(lengths: list[int], flagged: list[bool], width: int | None = None) -> list[list[bool]]:
-    """ECO's token selection without a token classifier: every prompt token except the last, for flagged
-    prompts only (right padding to ``width``). A 1-token prompt is never corrupted.
+    """ECO's token selection without a token classifier: every prompt token except the last.
+
+    Only flagged prompts get a mask (right padding to ``width``); a 1-token prompt is never corrupted.
 
     Example:
         >>> prompt_mask([3, 2], [True, False], width=4)
@@ -148,8 +149,9 @@ def prompt_mask(lengths: list[int], flagged: list[bool], width: int | None = Non
 
 def match_labeled_tokens(src_labels: list[int], src_offsets: list[tuple[int, int]],
                          tgt_offsets: list[tuple[int, int]]) -> list[int]:
-    """Map token labels across tokenizers by character overlap: a target token is labelled when it overlaps
-    any labelled source token (official ``match_labeled_tokens``).
+    """Map token labels across tokenizers by character overlap (official ``match_labeled_tokens``).
+
+    A target token is labelled when it overlaps any labelled source token.
 
     Example:
         >>> match_labeled_tokens([0, 1], [(0, 5), (6, 11)], [(0, 3), (3, 7), (7, 11)])
