@@ -127,3 +127,148 @@ def test_score_file_errors_name_file_and_line(tmp_path, content, needle):
     f.write_text(content)
     with pytest.raises(DataError, match=needle):
         score_file("toy", str(f))
+
+
+# -- Core II: per-item errors, oracle capability, seeds, run ids, identity --------------------------------------
+
+
+class Fragile(Toy):
+    """Scoring item 5 raises a plain ValueError, like a malformed reply a parser did not expect."""
+
+    name = "fragile"
+
+    def score(self, item, answer):
+        if item.input == 5:
+            raise ValueError("time data '13:00PM' does not match format '%I:%M%p'")
+        return super().score(item, answer)
+
+
+TASKS.register("fragile", Fragile)
+
+
+def test_an_exception_in_one_item_is_recorded_on_it_and_the_run_goes_on(tmp_path):
+    from llmlab.core.runstore import RunStore
+
+    s = run_eval(spec(tmp_path, task="fragile"))
+    assert s.n_items == 10 and s.n_scored == 9 and s.n_errors == 1
+    assert s.errors[0].startswith("toy-5: ValueError: time data '13:00PM'")
+    rows = {r.item_id: r for r in RunStore(tmp_path / "r1").rows()}
+    tb = rows["toy-5"].trace["error"]["traceback"]
+    assert "Traceback" in tb and "in score" in tb and rows["toy-5"].trace["error"]["type"] == "ValueError"
+
+
+class AsyncJudged(Toy):
+    """A task that can only be scored through a model (its sync score is not there)."""
+
+    name = "async_judged"
+
+    def score(self, item, answer):
+        raise AssertionError("the runner must score through ascore")
+
+    async def ascore(self, item, answer, roles):
+        return Toy.score(self, item, answer)
+
+
+TASKS.register("async_judged", AsyncJudged)
+
+
+def mcts_replies(request, index):
+    return "[Analyst] fine [Score] 50"
+
+
+def test_oracle_methods_are_scored_through_the_async_scorer(tmp_path):
+    s = run_eval(spec(tmp_path, task="async_judged", method="mcts_sr", params=["rollouts=1"], limit=2,
+                      model_spec="mock:py=tests.test_runner:mcts_replies"))
+    assert s.n_errors == 0 and s.n_scored == 2
+    assert "oracle_pass_at_k" in s.aggregate and "pass_at_k" not in s.aggregate
+
+
+def test_seed_reaches_the_backend_and_is_part_of_the_run_identity(tmp_path):
+    from llmlab.backends.mock import MockBackend
+    from llmlab.runner import build_roles
+
+    roles = build_roles("mock:echo", seed=7)
+    assert isinstance(roles.default.backend, MockBackend)
+    from llmlab.core.concurrency import run_sync
+
+    run_sync(roles.default.complete("hi"))
+    assert roles.default.backend.requests[-1].seed == 7
+
+    run_eval(spec(tmp_path, seed=1, limit=2))
+    with pytest.raises(ConfigError, match="seed"):
+        run_eval(spec(tmp_path, seed=2, limit=2))
+
+
+def test_endpoint_url_is_not_part_of_the_identity():
+    from llmlab.runner import model_identity
+
+    a = model_identity("openai:Qwen/Qwen2.5-7B@http://gpu1:8000/v1")
+    b = model_identity("openai:Qwen/Qwen2.5-7B@http://gpu7:9000/v1,http://gpu8:9000/v1")
+    assert a == b == "openai:Qwen/Qwen2.5-7B"
+    assert model_identity("mock:echo") == "mock:echo"
+
+
+def test_run_ids_started_together_are_unique(tmp_path):
+    from llmlab.runner import new_run
+
+    ids = {new_run(tmp_path, "gsm8k-direct")[0] for _ in range(50)}
+    assert len(ids) == 50
+
+
+@pytest.mark.parametrize("bad", ["../../escaped-run", "", "a/b", "..", "-x", "a\\b"])
+def test_a_run_id_is_a_name_never_a_path(tmp_path, bad):
+    with pytest.raises(ConfigError, match="not a valid run name"):
+        run_eval(spec(tmp_path, run_id=bad))
+    assert not (tmp_path.parent / "escaped-run").exists()
+
+
+class JudgedFile(AsyncJudged):
+    name = "judged_file"
+
+    async def ascore(self, item, answer, roles):
+        verdict = await roles["judge"].complete(f"is {answer} twice {item.input}?")
+        ok = verdict.strip() == "yes"
+        return Score(float(ok), ok, answer, {"parity": "even"})
+
+
+TASKS.register("judged_file", JudgedFile)
+
+
+def test_score_file_goes_through_the_async_scorer_and_needs_a_judge_for_judge_tasks(tmp_path):
+    preds = tmp_path / "p.jsonl"
+    preds.write_text("".join(json.dumps({"i": i, "prediction": str(2 * i)}) + "\n" for i in range(4)))
+    out = score_file("judged_file", str(preds), roles=["judge=mock:text=yes"], as_json=True)
+    assert json.loads(out)["accuracy"] == 1.0
+    with pytest.raises(ConfigError, match="--role judge=SPEC"):
+        score_file("judged_file", str(preds))
+
+
+FLAKY = {"on": True}
+
+
+class Flaky(Toy):
+    """Items 3 and 7 fail while FLAKY is on (a transient fault), then score normally."""
+
+    name = "flaky"
+
+    def score(self, item, answer):
+        if FLAKY["on"] and item.input in (3, 7):
+            raise RuntimeError("transient scorer fault")
+        return super().score(item, answer)
+
+
+TASKS.register("flaky", Flaky)
+
+
+def test_failed_items_are_retried_on_resume_and_only_they_are_called(tmp_path):
+    FLAKY["on"] = True
+    try:
+        first = run_eval(spec(tmp_path, task="flaky", run_id="flaky"))
+        assert first.n_errors == 2 and first.n_scored == 8 and first.calls == 10
+        FLAKY["on"] = False
+        second = run_eval(spec(tmp_path, task="flaky", run_id="flaky"))
+    finally:
+        FLAKY["on"] = True
+    assert second.new_items == 2  # exactly the failed ones ran again
+    assert second.n_errors == 0 and second.n_scored == 10  # each retried row now holds its successful attempt
+    assert second.aggregate["accuracy"] == pytest.approx(0.9)  # item 3 is answered wrong by the doubler

@@ -159,10 +159,12 @@ def _system_json(s: Any) -> dict[str, Any]:
 @click.option("--concurrency", "-c", type=int, default=8, show_default=True, help="Items in flight.")
 @click.option("--run-id", default=None, help="Resume (or name) a run.")
 @click.option("--runs-dir", type=click.Path(file_okay=False), default="runs", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=None,
+              help="Seed every sampler: each request's seed (backends fold in the sample index) and seeded task/"
+                   "method configs; part of the run's identity. Default: none sent, as the official code.")
 @click.option("--progress/--no-progress", default=True)
 def eval_cmd(task: str, method: str, data_dir: str | None, data_file: str | None, limit: int | None, concurrency: int,
-             run_id: str | None, runs_dir: str, seed: int, progress: bool, task_params: tuple[str, ...],
+             run_id: str | None, runs_dir: str, seed: int | None, progress: bool, task_params: tuple[str, ...],
              **model_kw: Any) -> None:
     """Evaluate METHOD on TASK, one stored row per item; re-run with --run-id to resume."""
     from llmlab.runner import EvalSpec, run_eval
@@ -207,11 +209,15 @@ def report_cmd(run_id: str, runs_dir: str, as_json: bool) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write each line back with 'correct'.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("-t", "task_params", multiple=True, metavar="KEY=VALUE")
-def score_cmd(task: str, predictions: str, out: str | None, as_json: bool, task_params: tuple[str, ...]) -> None:
-    """Score a JSONL file of predictions made elsewhere."""
+@click.option("--model", "-m", "model_spec", default=None, help="The judge, for tasks scored by a model.")
+@click.option("--role", "roles", multiple=True, metavar="NAME=SPEC", help="A named role (judge=SPEC).")
+def score_cmd(task: str, predictions: str, out: str | None, as_json: bool, task_params: tuple[str, ...],
+              model_spec: str | None, roles: tuple[str, ...]) -> None:
+    """Score a JSONL file of predictions made elsewhere (judge tasks: --role judge=SPEC)."""
     from llmlab.runner import score_file
 
-    click.echo(score_file(task, predictions, out=out, as_json=as_json, task_params=list(task_params)))
+    click.echo(score_file(task, predictions, out=out, as_json=as_json, task_params=list(task_params),
+                          model_spec=model_spec, roles=list(roles)))
 
 
 @cli.group("cache")

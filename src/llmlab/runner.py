@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -22,6 +24,7 @@ from typing import Any
 
 import anyio
 
+from llmlab.backends.base import Backend, GenerateRequest, GenerateResponse
 from llmlab.backends.cache import ResponseCache
 from llmlab.backends.model import Ledger, Model, Price, RetryPolicy, recording
 from llmlab.core.concurrency import first_error
@@ -29,21 +32,34 @@ from llmlab.core.config import parse_params
 from llmlab.core.contracts import Item, Query, Roles, Score, Solution
 from llmlab.core.errors import (
     BackendConnectionError,
-    BackendError,
+    BudgetExceededError,
     ConfigError,
-    ContextWindowExceededError,
     DataError,
     LabError,
-    ParseError,
+    MissingExtraError,
+    UnsupportedFeatureError,
 )
 from llmlab.core.jsonl import read_jsonl
 from llmlab.core.registry import METHODS, TASKS
 from llmlab.core.runstore import ItemRow, RunStore
-from llmlab.methods.base import Method
+from llmlab.methods.base import Method, OracleMethod
 from llmlab.tasks.base import Task
 
-# Errors that fail one item (recorded, retried on resume); anything else stops the run.
-ITEM_ERRORS = (BackendError, ParseError, ContextWindowExceededError)
+# Errors that stop a run: the same mistake would fail every item (the server is down, a setting is wrong, a
+# feature the backend lacks, the budget is spent). Anything else raised while solving or scoring one item
+# is recorded on that item (type, message, traceback) and retried on resume.
+RUN_STOPPING_ERRORS = (BackendConnectionError, ConfigError, UnsupportedFeatureError, MissingExtraError,
+                       BudgetExceededError)
+
+
+async def solve_item(method: Method, task: Task, item: Item, query: Query, roles: Roles) -> Solution:
+    """Solve one item; an :class:`OracleMethod` also gets an oracle built from the task's async scorer."""
+    if isinstance(method, OracleMethod):
+        async def oracle(answer: str | None) -> bool:
+            return bool((await task.ascore(item, answer, roles)).correct)
+
+        return await method.solve_with_oracle(query, roles, oracle)
+    return await method.solve(query, roles)
 
 
 # -- building models from CLI options ------------------------------------------------------------------
@@ -74,8 +90,13 @@ def build_roles(
     max_retries: int = 6,
     timeout: float | None = None,
     concurrency: int = 16,
+    seed: int | None = None,
 ) -> Roles:
-    """Build the default Model and any ``NAME=SPEC`` role Models, sharing one ledger and cache."""
+    """Build the default Model and any ``NAME=SPEC`` role Models, sharing one ledger and cache.
+
+    ``seed`` becomes every request's seed unless the method sets one (backends fold the sample index in),
+    so ``--seed`` reaches the backend's sampler.
+    """
     ledger = Ledger(prices=load_prices(prices), budget_usd=budget, on_budget=on_budget)  # type: ignore[arg-type]
     shared_cache = ResponseCache() if cache else None
     built: dict[str, Model] = {}
@@ -83,7 +104,7 @@ def build_roles(
     def make(spec: str) -> Model:
         if spec not in built:
             m = Model(spec, concurrency=concurrency, retry=RetryPolicy(max_retries=max_retries), cache=shared_cache,
-                      ledger=ledger)
+                      ledger=ledger, defaults={"seed": seed} if seed is not None else None)
             if timeout is not None and hasattr(m.backend, "timeout"):
                 m.backend.timeout = timeout
             built[spec] = m
@@ -98,15 +119,24 @@ def build_roles(
     return Roles(make(model_spec), **{k: (v[0] if len(v) == 1 else v) for k, v in named.items()})
 
 
-def make_method(name: str, params: Sequence[str] | Mapping[str, Any]) -> Method:
+def _with_seed(cls: Any, params: Mapping[str, Any], seed: int | None) -> dict[str, Any]:
+    """``params`` plus the run's seed for a config that has a ``seed`` field the user did not set."""
+    out = dict(params)
+    fields = getattr(getattr(cls, "Config", None), "model_fields", {})
+    if seed is not None and "seed" in fields and "seed" not in out:
+        out["seed"] = seed
+    return out
+
+
+def make_method(name: str, params: Sequence[str] | Mapping[str, Any], *, seed: int | None = None) -> Method:
     cls = METHODS.get(name)
-    method: Method = cls(params if isinstance(params, Mapping) else parse_params(params))
+    method: Method = cls(_with_seed(cls, params if isinstance(params, Mapping) else parse_params(params), seed))
     return method
 
 
-def make_task(name: str, params: Mapping[str, Any]) -> Task:
+def make_task(name: str, params: Mapping[str, Any], *, seed: int | None = None) -> Task:
     cls = TASKS.get(name)
-    task: Task = cls(params)
+    task: Task = cls(_with_seed(cls, params, seed))
     return task
 
 
@@ -128,7 +158,7 @@ class EvalSpec:
     concurrency: int = 8
     run_id: str | None = None
     runs_dir: str = "runs"
-    seed: int = 0
+    seed: int | None = None
     cache: bool = False
     budget: float | None = None
     on_budget: str = "warn"
@@ -218,8 +248,66 @@ def _git_sha() -> str | None:
 
 
 def prompt_hash(query: Query) -> str:
-    payload = json.dumps([[m.role, m.content] for m in query.messages])
+    payload = json.dumps([[m.role, m.content] for m in query.messages], default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id is a name, never a path.
+
+    Raises:
+        ConfigError: It is empty, has a path separator or ``..``, or characters outside ``A-Za-z0-9._-``.
+    """
+    if not _RUN_ID_RE.match(run_id) or ".." in run_id:
+        raise ConfigError(f"--run-id {run_id!r} is not a valid run name: use 1-128 letters, digits, '.', '_' or '-'"
+                          " (no path separators, no '..')")
+    return run_id
+
+
+def open_store(runs_root: Path, run_id: str) -> RunStore:
+    """Open (or create) the store of ``run_id`` under ``runs_root``; a bad folder is one clear line."""
+    try:
+        runs_root.mkdir(parents=True, exist_ok=True)
+        return RunStore(runs_root / run_id)
+    except OSError as exc:
+        raise ConfigError(f"--runs-dir {runs_root}: cannot create a run there ({exc.strerror or exc})") from None
+
+
+def new_run(runs_root: Path, prefix: str) -> tuple[str, RunStore]:
+    """A fresh, unique run id (time + random suffix, created exclusively) and its store."""
+    import secrets
+
+    try:
+        runs_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--runs-dir {runs_root}: cannot create it ({exc.strerror or exc})") from None
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", prefix)[:80]
+    for _ in range(100):
+        run_id = f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        try:
+            (runs_root / run_id).mkdir()  # exclusive: two evals started in the same second never share a store
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise ConfigError(f"--runs-dir {runs_root}: cannot create a run there ({exc.strerror or exc})") from None
+        return run_id, open_store(runs_root, run_id)
+    raise ConfigError(f"could not create a unique run id under {runs_root}")
+
+
+def model_identity(spec: str) -> str:
+    """What a run's outputs depend on in a model spec: the backend and model, not the endpoint URL."""
+    kind, _, rest = spec.partition(":")
+    if kind == "openai":
+        return f"{kind}:{rest.rpartition('@')[0] or rest}"
+    return spec
+
+
+def role_identity(pair: str) -> str:
+    name, _, spec = pair.partition("=")
+    return f"{name.strip()}={model_identity(spec.strip())}"
 
 
 def _task_params(spec: EvalSpec) -> dict[str, Any]:
@@ -243,28 +331,36 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
     if spec.concurrency < 1:
         raise ConfigError(f"--concurrency must be >= 1, got {spec.concurrency}")
     task_params = _task_params(spec)
-    task = make_task(spec.task, task_params)
-    method = make_method(spec.method, spec.params)
+    task = make_task(spec.task, task_params, seed=spec.seed)
+    method = make_method(spec.method, spec.params, seed=spec.seed)
     roles = build_roles(
         spec.model_spec, spec.roles, cache=spec.cache, budget=spec.budget, on_budget=spec.on_budget,
         prices=spec.prices, max_retries=spec.max_retries, timeout=spec.timeout,
-        concurrency=max(spec.concurrency, 1) * 4,
+        concurrency=max(spec.concurrency, 1) * 4, seed=spec.seed,
     )
     items: list[Item] = []
     for i, item in enumerate(task.items()):
         if spec.limit is not None and i >= spec.limit:
             break
         items.append(item)
-    run_id = spec.run_id if spec.run_id is not None else f"{spec.task}-{spec.method}-{time.strftime('%Y%m%d-%H%M%S')}"
-    store = RunStore(Path(spec.runs_dir) / run_id)
+    runs_root = Path(spec.runs_dir)
+    if spec.run_id is not None:
+        run_id = check_run_id(spec.run_id)
+        store = open_store(runs_root, run_id)
+    else:
+        run_id, store = new_run(runs_root, f"{spec.task}-{spec.method}")
     manifest = store.open_manifest(
         {
             "run_id": run_id, "task": spec.task, "method": spec.method, "model": spec.model_spec,
-            "roles": list(spec.roles), "method_params": method.config.model_dump(mode="json"),
+            "model_id": model_identity(spec.model_spec),
+            "roles": list(spec.roles), "role_ids": [role_identity(r) for r in spec.roles],
+            "method_params": method.config.model_dump(mode="json"),
             "task_params": task.config.model_dump(mode="json"), "limit": spec.limit, "seed": spec.seed,
+            "answer_uses_ground_truth": isinstance(method, OracleMethod) and method.answer_uses_ground_truth(),
             "versions": _versions(), "git_sha": _git_sha(), "argv": sys.argv, "created": time.time(),
         },
-        identity_keys=("task", "method", "model", "method_params", "task_params"),
+        # the endpoint URL is not part of a run's identity: a server that moved can be resumed
+        identity_keys=("task", "method", "model_id", "role_ids", "method_params", "task_params", "seed"),
     )
     done = store.done_ids()
     pending = [(i, it) for i, it in enumerate(items) if it.id not in done]
@@ -272,34 +368,35 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
     start = time.perf_counter()
 
     async def run_item(idx: int, item: Item) -> None:
-        query = task.prompt(item)
         t0 = time.perf_counter()
         solution: Solution | None = None
         score: Score | None = None
         error: str | None = None
+        trace: dict[str, Any] = {}
+        query: Query | None = None
         with recording() as rec:
             try:
-                solve_with_oracle = getattr(method, "solve_with_oracle", None)
-                if solve_with_oracle is not None:
-                    # the oracle only fills trace["pass_at_k"]; the answer scored below is the method's selection
-                    solution = await solve_with_oracle(query, roles, lambda a: bool(task.score(item, a).correct))
-                else:
-                    solution = await method.solve(query, roles)
+                query = task.prompt(item)
+                solution = await solve_item(method, task, item, query, roles)
                 answer = solution.answer if solution.answer is not None else solution.text
                 score = await task.ascore(item, answer, roles)
-            except BackendConnectionError:
-                raise  # the server is down: stop the run (completed items are saved) instead of failing each item
-            except ITEM_ERRORS as exc:
-                error = f"{type(exc).__name__}: {exc}"
+            except RUN_STOPPING_ERRORS:
+                raise  # a mistake every item would repeat (server down, bad config): stop, completed items saved
+            except Exception as exc:  # anything else wrong with ONE item is recorded on it; the run goes on
+                error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+                trace["error"] = {"type": type(exc).__name__, "message": str(exc),
+                                  "traceback": traceback.format_exc(limit=30)}
+        if solution is not None:
+            trace = {**solution.trace, **trace}
         store.write(ItemRow(
-            item_id=item.id, idx=idx, prompt_hash=prompt_hash(query),
+            item_id=item.id, idx=idx, prompt_hash=prompt_hash(query) if query is not None else "",
             answer=solution.answer if solution else None, text=solution.text if solution else None,
             score=score.value if score else None, correct=score.correct if score else None,
             extracted=score.extracted if score else None, details=score.details if score else {},
             calls=rec.n_calls, prompt_tokens=rec.prompt_tokens, completion_tokens=rec.completion_tokens,
             cost=rec.cost, latency_s=time.perf_counter() - t0, cache_hits=rec.cache_hits,
             retries=rec.retries, error=error,
-            trace=solution.trace if solution else {},
+            trace=trace,
         ))
         stats["new"] += 1
         if error is not None:
@@ -374,9 +471,8 @@ def summarize(store: RunStore, task: Task, manifest: dict[str, Any], *, new_item
     ok = [r for r in rows if r.error is None]
     errs = [r for r in rows if r.error is not None]
     aggregate: dict[str, Any] = task.aggregate([_score_of(r) for r in ok]) if ok else {"n": 0}
-    oracle = [r.trace["pass_at_k"] for r in ok if isinstance(r.trace.get("pass_at_k"), dict)]
-    if oracle:  # reported beside accuracy, never as it (e.g. MCTSr's official any-answer-correct metric)
-        aggregate["pass_at_k"] = sum(bool(p["correct"]) for p in oracle) / len(oracle)
+    aggregate.update(oracle_metrics(ok, manifest))
+    aggregate = _relabel_ground_truth(aggregate, manifest)
     return RunSummary(
         run_id=manifest["run_id"], root=store.root, manifest=manifest, aggregate=aggregate, n_items=len(rows),
         n_scored=len(ok), n_errors=len(errs), new_items=new_items, calls=sum(r.calls for r in rows),
@@ -384,6 +480,35 @@ def summarize(store: RunStore, task: Task, manifest: dict[str, Any], *, new_item
         cost=sum(r.cost for r in rows), cache_hits=sum(r.cache_hits for r in rows), wall_s=wall_s,
         errors=[f"{r.item_id}: {r.error}" for r in errs],
     )
+
+
+def oracle_metrics(rows: Sequence[ItemRow], manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """Oracle-side metrics (``trace["oracle"]``) as ``oracle_<key>`` means, apart from the selection's metrics.
+
+    When the method's answers depended on the ground truth (``manifest["answer_uses_ground_truth"]``), the
+    task's own ``score``/``accuracy`` are moved to ``oracle_score``/``oracle_accuracy`` by the caller.
+    """
+    out: dict[str, Any] = {}
+    sums: dict[str, list[float]] = {}
+    for r in rows:
+        o = r.trace.get("oracle")
+        if isinstance(o, dict):
+            for k, v in o.items():
+                if isinstance(v, bool | int | float):
+                    sums.setdefault(k, []).append(float(v))
+    for k, vs in sums.items():
+        out[f"oracle_{k}"] = sum(vs) / len(vs)
+    return out
+
+
+def _relabel_ground_truth(aggregate: dict[str, Any], manifest: Mapping[str, Any]) -> dict[str, Any]:
+    if not manifest.get("answer_uses_ground_truth"):
+        return aggregate
+    out = {}
+    for k, v in aggregate.items():
+        out[f"oracle_{k}" if k in ("score", "accuracy") else k] = v
+    out["note"] = "answers depended on the ground truth (oracle early stop): no accuracy is reported"
+    return out
 
 
 # -- report --------------------------------------------------------------------------------------------
@@ -447,26 +572,72 @@ def _plot(rows: list[ItemRow], summary: RunSummary, path: Path) -> Path | None:
 # -- score predictions made elsewhere ------------------------------------------------------------------
 
 def score_file(task_name: str, predictions: str, *, out: str | None = None, as_json: bool = False,
-               task_params: Sequence[str] = ()) -> str:
-    """Score a JSONL predictions file with a task's scorer (one line per prediction)."""
+               task_params: Sequence[str] = (), model_spec: str | None = None, roles: Sequence[str] = (),
+               concurrency: int = 8) -> str:
+    """Score a JSONL predictions file with a task's (async) scorer, one line per prediction.
+
+    Judge-based tasks need a judge: ``model_spec`` and/or ``roles`` (``judge=SPEC``) build it; without one,
+    a task that calls a model fails with one line saying to pass ``--role judge=SPEC``.
+    """
+    from llmlab.core.concurrency import run_sync
+
     task = make_task(task_name, parse_params(task_params))
     path = Path(predictions)
-    scores: list[Score] = []
-    written: list[dict[str, Any]] = []
-    for where, record in read_jsonl(path, what="predictions file"):
-        item, prediction = task.item_from_record(record, where)
-        score = task.score(item, prediction)
-        scores.append(score)
-        written.append({**record, "correct": bool(score.correct) if score.correct is not None else None,
-                        "score": score.value, "extracted": score.extracted})
-    if not scores:
+    pairs = [(record, *task.item_from_record(record, where)) for where, record in read_jsonl(
+        path, what="predictions file")]
+    if not pairs:
         raise DataError(f"{path}: no predictions in the file")
+    if model_spec is None and not roles:
+        built = Roles(Model(_NoModelBackend()))
+    elif model_spec is None:
+        built = build_roles("mock:echo", roles)
+        built.default = Model(_NoModelBackend())
+    else:
+        built = build_roles(model_spec, roles)
+
+    async def go() -> list[Score]:
+        results: list[Score | None] = [None] * len(pairs)
+        slots = anyio.Semaphore(max(1, concurrency))
+
+        async def one(i: int) -> None:
+            async with slots:
+                _, item, prediction = pairs[i]
+                results[i] = await task.ascore(item, prediction, built)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for i in range(len(pairs)):
+                    tg.start_soon(one, i)
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
+        finally:
+            for m in built.all_models():
+                await m.aclose()
+        return [r for r in results if r is not None]
+
+    scores = run_sync(go())
     if out is not None:
+        written = [{**record, "correct": bool(sc.correct) if sc.correct is not None else None, "score": sc.value,
+                    "extracted": sc.extracted} for (record, _, _), sc in zip(pairs, scores, strict=True)]
         Path(out).write_text("".join(json.dumps(r) + "\n" for r in written))
     agg = task.aggregate(scores)
     if as_json:
         return json.dumps(agg, indent=2, default=str)
     return "\n".join(f"{k}: {_fmt(v)}" for k, v in agg.items())
+
+
+class _NoModelBackend(Backend):
+    """The model behind ``llmlab score`` when none was given: any call is a one-line configuration error."""
+
+    name = "none"
+    model = "none"
+
+    @classmethod
+    def from_spec(cls, spec: str) -> Backend:
+        return cls()
+
+    async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        raise ConfigError("this task scores through a model (a judge): pass --role judge=SPEC or --model SPEC")
 
 
 # -- one question --------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Data resolution order: explicit dir, LLMLAB_DATA_DIR, ../shared/data, cache, official source."""
+"""Data resolution order: explicit dir, LLMLAB_DATA_DIR, cache, official source (never ../shared/data)."""
 
 import http.server
 import threading
@@ -90,3 +90,44 @@ def test_offline_env_disables_download(tmp_path, monkeypatch, http_dir):
     monkeypatch.setitem(data.OFFICIAL_SOURCES, "remote", {"test.jsonl": f"{http_dir}/test.jsonl"})
     with pytest.raises(DataError):
         data.find_data("remote", "test.jsonl")
+
+
+def test_the_repository_test_layout_is_never_searched(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    make(tmp_path / "shared" / "data", name="ds")  # ../shared/data beside the cwd
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("LLMLAB_DATA_DIR", raising=False)
+    with pytest.raises(DataError):
+        data.find_data("ds", "f.txt", download=False)
+
+
+def test_hub_datasets_come_through_huggingface_hub_and_fail_at_once_offline(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.delenv("LLMLAB_DATA_DIR", raising=False)
+    monkeypatch.setitem(data.OFFICIAL_SOURCES, "hubby", {"hf_repo": "someone/hubby", "files": {"test.jsonl":
+                                                                                             "data/test.jsonl"}})
+    calls = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **kw: calls.append(a))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataError) as exc:
+        data.find_data("hubby", "test.jsonl")
+    assert calls == []  # offline: no hub call at all, so no retry wait
+    assert "offline" in str(exc.value) and "--data-dir" in str(exc.value) and "\n" not in str(exc.value)
+
+    # online: hf_hub_download is what fetches it (stubbed: this machine has no hub access)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("LLMLAB_OFFLINE", raising=False)
+    got = tmp_path / "hub" / "test.jsonl"
+    got.parent.mkdir()
+    got.write_text("{}\n")
+
+    def fake_download(repo, filename, **kw):
+        calls.append((repo, filename, kw["repo_type"]))
+        return str(got)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    path = data.find_data("hubby", "test.jsonl")
+    assert calls == [("someone/hubby", "data/test.jsonl", "dataset")]
+    assert path.read_text() == "{}\n" and path.is_relative_to(data.cache_dir())

@@ -27,6 +27,14 @@ from llmlab.methods.mcts_sr import (
     uct,
 )
 
+
+def aoracle(fn):
+    async def oracle(a):
+        return fn(a)
+
+    return oracle
+
+
 REWARD_MARK = SELF_EVALUATE_PROMPT.splitlines()[-1]
 CRITIQUE_MARK = CRITIQUE_PROMPT.splitlines()[1][:40]
 REFINE_MARK = REFINE_PROMPT.splitlines()[1][:30]
@@ -296,7 +304,7 @@ async def test_oracle_reports_pass_at_k_apart_from_the_selected_answer() -> None
 
     truth = "RC[A0#0]"
     s = Scripted(score)
-    sol = await MCTSr({"rollouts": 3}).solve_with_oracle(Q, Roles(s.model), lambda a: a == truth)
+    sol = await MCTSr({"rollouts": 3}).solve_with_oracle(Q, Roles(s.model), aoracle(lambda a: a == truth))
     pk = sol.trace["pass_at_k"]
     assert pk["correct"] is True and pk["k"] == 4 and pk["first_correct"] == 2
     assert pk["calls_at_first_correct"] == 3 + 4 and pk["early_stop"] is False
@@ -309,12 +317,12 @@ async def test_oracle_early_stop_is_opt_in_and_stops_at_the_first_correct_answer
     truth = "RC[A0#0]"
     s = Scripted(lambda a, j: 40 if a == "A0" else -40)
     sol = await MCTSr({"rollouts": 5, "oracle_early_stop": True}).solve_with_oracle(
-        Q, Roles(s.model), lambda a: a == truth
+        Q, Roles(s.model), aoracle(lambda a: a == truth)
     )
     assert sol.trace["stopped"] == "oracle" and s.backend.call_count == 3 + 4
     s0 = Scripted(by_length)
     sol0 = await MCTSr({"rollouts": 5, "oracle_early_stop": True}).solve_with_oracle(
-        Q, Roles(s0.model), lambda a: a == "A0"
+        Q, Roles(s0.model), aoracle(lambda a: a == "A0")
     )
     assert sol0.trace["stopped"] == "oracle" and s0.backend.call_count == 3  # the weak answer was right
 
@@ -324,7 +332,7 @@ async def test_oracle_receives_the_extracted_answer() -> None:
     seen: list[str | None] = []
     q = Query.from_text("What is 6*7?", extract=lambda t: t[:2])
     await MCTSr({"rollouts": 1}).solve_with_oracle(
-        q, Roles(Scripted(by_length).model), lambda a: seen.append(a) or False
+        q, Roles(Scripted(by_length).model), aoracle(lambda a: seen.append(a) or False)
     )
     assert seen == ["A0", "RC"]
 
@@ -351,7 +359,16 @@ def test_eval_reports_selection_as_accuracy_and_oracle_as_pass_at_k(shared_data:
     ))
     assert summary.n_scored == 1
     assert summary.aggregate["accuracy"] == 0.0  # the selected (max-Q) answer is 7
-    assert summary.aggregate["pass_at_k"] == 1.0  # an explored answer (the weak one) was right
+    assert summary.aggregate["oracle_pass_at_k"] == 1.0  # an explored answer (the weak one) was right
+    assert "pass_at_k" not in summary.aggregate
+
+    # with the official early stop the answer depends on the ground truth: nothing is called accuracy
+    stopped = run_eval(EvalSpec(
+        task="gsm8k", method="mcts_sr", model_spec=f"mock:{script}", params=["rollouts=2", "oracle_early_stop=true"],
+        limit=1, data_dir=str(shared_data), runs_dir=str(tmp_path / "runs"), run_id="r-stop",
+    ))
+    assert "accuracy" not in stopped.aggregate and "score" not in stopped.aggregate
+    assert stopped.aggregate["oracle_accuracy"] == 1.0 and stopped.aggregate["oracle_pass_at_k"] == 1.0
 
 
 @pytest.mark.anyio

@@ -104,8 +104,8 @@ async def test_layer_k_sees_exactly_layer_k_minus_one_outputs() -> None:
     layer1 = [backend(p).requests[0] for p in proposers]
     layer2 = [backend(p).requests[1] for p in proposers]
     assert all(seen_refs(r) == [] for r in layer1)
-    # each proposer's sample index is its position in the layer
-    assert all(seen_refs(r) == ["p0#0", "p1#1", "p2#2"] for r in layer2)
+    # distinct models keep sample index 0 (so, as in the official flow, no seed reaches the server)
+    assert all(seen_refs(r) == ["p0#0", "p1#0", "p2#0"] for r in layer2)
     # layer-2 outputs carry the same names; the aggregator sees them, in proposer order
     assert seen_refs(backend(agg).requests[0]) == sol.trace["layers"][1]["references_out"]
     assert sol.trace["layers"][1]["references_in"] == sol.trace["layers"][0]["references_out"]
@@ -118,6 +118,16 @@ async def test_defaults_are_official_temperature_and_max_tokens() -> None:
     await MixtureOfAgents().solve(Query.from_text("Q"), Roles(namer("d"), proposers=[p], aggregator=agg))
     for req in [*backend(p).requests, *backend(agg).requests]:
         assert (req.temperature, req.max_tokens) == (0.7, 2048)
+
+
+@pytest.mark.anyio
+async def test_aggregator_keeps_the_official_settings_whatever_the_proposers_use() -> None:
+    p, agg = namer("p"), namer("agg")
+    roles = Roles(namer("d"), proposers=[p, namer("q")], aggregator=agg)
+    await MixtureOfAgents({"layers": 3, "temperature": 0.2, "max_tokens": 64}).solve(Query.from_text("Q"), roles)
+    assert {(r.temperature, r.max_tokens) for r in backend(p).requests} == {(0.2, 64)}
+    assert [(r.temperature, r.max_tokens) for r in backend(agg).requests] == [(0.7, 2048)]
+    assert all(r.sample_index == 0 and r.seed is None for r in [*backend(p).requests, *backend(agg).requests])
 
 
 @pytest.mark.anyio
@@ -137,7 +147,7 @@ async def test_per_layer_roles_pick_each_layers_models() -> None:
     moa = MixtureOfAgents({"layers": 3, "layer_roles": ["proposers", "second"]})
     sol = await moa.solve(Query.from_text("Q"), roles)
     assert [backend(m).call_count for m in (a, b, c)] == [1, 1, 1]
-    assert seen_refs(backend(c).requests[0]) == ["a#0", "b#1"]
+    assert seen_refs(backend(c).requests[0]) == ["a#0", "b#0"]
     assert sol.trace["calls"] == 4
 
 
@@ -242,7 +252,7 @@ async def test_oversized_aggregator_prompt_raises_with_sizes_and_is_not_sent() -
     agg = namer("agg", context_length=40)
     long = Model(MockBackend(["word " * 50]))
     with pytest.raises(ContextWindowExceededError) as err:
-        await MixtureOfAgents({"layers": 2, "max_tokens": 10}).solve(
+        await MixtureOfAgents({"layers": 2, "aggregator_max_tokens": 10}).solve(
             Query.from_text("Q"), Roles(namer("d"), proposers=[long], aggregator=agg)
         )
     assert err.value.context_length == 40 and err.value.max_new_tokens == 10 and err.value.prompt_tokens > 50
@@ -258,7 +268,7 @@ async def test_oversized_proposer_prompt_is_dropped_not_sent() -> None:
         Query.from_text("Q"), roles
     )
     assert backend(small).call_count == 0
-    assert sol.trace["layers"][1]["references_out"] == ["big#1"]
+    assert sol.trace["layers"][1]["references_out"] == ["big#0"]
 
 
 @pytest.mark.anyio

@@ -110,10 +110,14 @@ def test_moe_updates_alpha_in_training_only():
     moe(x)
     assert moe.alpha == pytest.approx(0.01)
     moe.train()
+    moe.coef.alpha = 0.0  # start away from the target so that a missing update cannot pass
     moe(x)
     d = moe.last_stats["drop_rate"]
     assert d > 0
-    assert moe.alpha == pytest.approx(0.5 * 0.01 + 0.5 * min(0.2 * d, 0.01) if d <= 0.05 else 0.01)
+    target = 0.2 * d if d <= 0.05 else 0.01
+    assert moe.alpha == pytest.approx(0.5 * 0.0 + 0.5 * target) and moe.alpha > 0
+    moe(x)  # a second step moves it again, by eq. 9
+    assert moe.alpha == pytest.approx(0.5 * (0.5 * target) + 0.5 * target)
     assert moe.weighted_aux is not None and moe.weighted_aux.requires_grad
 
 

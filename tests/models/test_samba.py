@@ -134,8 +134,9 @@ def test_mamba_init_follows_the_paper():
     assert torch.allclose(-torch.exp(mamba.A_log[0]), -torch.arange(1.0, m.cfg.d_state + 1))
     assert torch.all(mamba.D == 1)
     assert m.lm_head.weight is m.wte.weight
-    # residual output projections scaled by 1/sqrt(2 n_layer)
-    assert mamba.out_proj.weight.std().item() == pytest.approx(0.02 / 2, rel=0.15)
+    # residual output projections: PyTorch's default Linear init scaled by 1/sqrt(2 n_layer)
+    fan_in = mamba.out_proj.weight.shape[1]
+    assert mamba.out_proj.weight.std().item() == pytest.approx((1 / math.sqrt(fan_in)) / math.sqrt(3) / 2, rel=0.15)
 
 
 def test_generate_is_deterministic_with_a_seeded_generator():
@@ -151,3 +152,39 @@ def test_paper_presets_have_the_paper_sizes(name, expected):
     with torch.device("meta"):  # shapes only, no memory
         m = SambaLM(SambaConfig.from_name(name))
     assert m.num_params(non_embedding=False) == pytest.approx(expected, rel=0.03)
+
+
+def test_init_follows_the_official_mamba_init():
+    """Embedding N(0, 0.02); Linear weights keep PyTorch's Kaiming-uniform default; residual projections scaled."""
+    import math as _m
+
+    torch.manual_seed(0)
+    cfg = SambaConfig.from_name("test")
+    m = SambaLM(cfg)
+    assert abs(float(m.wte.weight.detach().std()) - 0.02) < 0.004
+    for name, p in m.named_parameters():
+        if p.dim() < 2 or "conv1d" in name or "dt_proj" in name or name.startswith("wte") or name == "lm_head.weight" \
+                or name.endswith("A_log"):
+            continue
+        bound = 1 / _m.sqrt(p.shape[1])  # kaiming_uniform(a=sqrt(5)) bound of nn.Linear
+        residual = name.endswith(("out_proj.weight", "proj.weight", "w_down.weight")) and "x_proj" not in name \
+            and "in_proj" not in name
+        if residual:
+            bound /= _m.sqrt(2 * cfg.n_layer)
+        assert float(p.abs().max()) <= bound + 1e-7, name
+        assert float(p.abs().max()) > 0.8 * bound, name  # uniform, not a narrow normal
+
+
+def test_samba_config_passes_every_moe_setting_to_the_moe_layer():
+    from llmlab.models.moe import MoEFFN
+    from llmlab.models.samba import make_ffn
+
+    cfg = SambaConfig.from_name("test")
+    import dataclasses
+
+    cfg = dataclasses.replace(cfg, moe_experts=4, moe_unbiased_std=False, moe_aux_loss="switch", moe_xi=0.3,
+                              moe_alpha_max=0.02, moe_beta=0.5, moe_adaptive=True)
+    ffn = make_ffn(cfg)
+    assert isinstance(ffn, MoEFFN)
+    c = ffn.cfg
+    assert (c.unbiased_std, c.aux_loss, c.xi, c.alpha_max, c.beta) == (False, "switch", 0.3, 0.02, 0.5)

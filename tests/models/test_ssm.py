@@ -132,3 +132,19 @@ def test_auto_falls_back_to_chunked_for_dtypes_the_kernel_cannot_take():
     assert y.dtype == torch.bfloat16 and torch.allclose(y.float(), y_ref, atol=5e-2, rtol=5e-2)
     with pytest.raises(ConfigError, match="float32/float64"):
         selective_scan(*args, impl="numba")
+
+
+@pytest.mark.parametrize("impl", ["ref", "chunked", "auto"])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_inputs_come_back_in_their_dtype(impl, dtype):
+    from llmlab.models.ssm import selective_scan
+
+    torch.manual_seed(0)
+    dt = getattr(torch, dtype)
+    u, delta = torch.randn(1, 3, 6).to(dt), torch.rand(1, 3, 6).to(dt)
+    A = -torch.rand(3, 4) - 0.5
+    B, C, D = torch.randn(1, 4, 6).to(dt), torch.randn(1, 4, 6).to(dt), torch.ones(3)
+    out, last = selective_scan(u, delta, A, B, C, D, delta_softplus=True, return_last_state=True, impl=impl)
+    assert out.dtype == dt and last.dtype == torch.float32
+    ref = selective_scan(u.float(), delta.float(), A, B.float(), C.float(), D, delta_softplus=True, impl="ref")
+    assert torch.allclose(out.float(), ref, atol=2e-2, rtol=2e-2)  # computed in float32, rounded once

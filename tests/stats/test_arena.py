@@ -189,6 +189,24 @@ def test_bootstrap_bt_counts_nonconverged_rounds() -> None:
     assert 0 < boot.nonconverged < 50  # rounds drawing no B win have no MLE
 
 
+def test_a_sparsely_observed_model_does_not_move_the_other_intervals() -> None:
+    votes, _ = synthetic(6000, 12, seed=3)
+    base = bootstrap_bt(votes, rounds=200, seed=0)
+    sparse = [*votes, rec("newcomer", "m0", "model_a"), rec("m1", "newcomer", "model_a")]  # 1 win, 1 loss
+    boot = bootstrap_bt(sparse, rounds=200, seed=0)
+    idx = [boot.models.index(m) for m in base.models]
+    width_base = base.upper - base.lower
+    width = (boot.upper - boot.lower)[idx]
+    assert np.all(np.isfinite(width))
+    assert np.median(width / width_base) == pytest.approx(1.0, abs=0.1)  # unbounded runaway was ~100x
+    assert np.max(np.abs(boot.rating[idx] - base.rating)) < 15  # the full fit barely moves either
+    ranks = boot.ranks()[idx]
+    assert sorted(ranks.tolist()) == sorted(base.ranks().tolist())  # not every model ranked #1
+    k = boot.models.index("newcomer")
+    assert boot.upper[k] == np.inf and boot.lower[k] == -np.inf  # resamples with only its win or only its loss
+    assert boot.nonconverged > 0
+
+
 # -- win rates, predictions, ranks --------------------------------------------------------------------------
 
 def test_win_rate_matrix_counts_both_seats() -> None:

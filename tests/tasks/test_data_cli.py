@@ -75,18 +75,9 @@ def test_tot_arithmetic_stats(tmp_path: Path) -> None:
     assert stats["formats"]["trick"] == {"answer": 1, "unordered_list": 1}
 
 
-# -- `llmlab score` end to end (skips until the runner is importable) -----------------------------------
+# -- `llmlab score` end to end -----------------------------------
 
 
-def _runner_available() -> bool:
-    try:
-        import llmlab.runner  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_runner = pytest.mark.skipif(not _runner_available(), reason="llmlab.runner does not import yet")
 
 
 def _score_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
@@ -96,7 +87,6 @@ def _score_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
     return json.loads(out.out)
 
 
-@needs_runner
 def test_score_cli_tot_arithmetic(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = json.loads((shared_data / "tot-arithmetic" / "test.json").read_text())
     golden = tmp_path / "golden.jsonl"
@@ -112,7 +102,6 @@ def test_score_cli_tot_arithmetic(shared_data: Path, tmp_path: Path, capsys: pyt
     assert agg["accuracy"] == pytest.approx(1387 / 1850)
 
 
-@needs_runner
 def test_score_cli_mmlu_redux(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from llmlab.tasks.mmlu_redux import load_redux
 
@@ -127,7 +116,6 @@ def test_score_cli_mmlu_redux(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert (agg["n_scored"], agg["accuracy"]) == (5, 0.8)
 
 
-@needs_runner
 def test_score_cli_bad_record_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "p.jsonl"
     f.write_text(json.dumps({"question": "q", "question_type": "trick", "label": "{'answer': 'x'",
@@ -137,7 +125,6 @@ def test_score_cli_bad_record_is_one_line(tmp_path: Path, capsys: pytest.Capture
     assert rc != 0 and f"{f}:1: label is not a Python literal" in err
 
 
-@needs_runner
 def test_score_cli_tot_semantic_golden(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from llmlab.tasks.test_of_time import generate_semantic
 
@@ -150,7 +137,6 @@ def test_score_cli_tot_semantic_golden(tmp_path: Path, capsys: pytest.CaptureFix
     assert _score_json(capsys, "tot_semantic", "--predictions", str(f))["accuracy"] == 0.75
 
 
-@needs_runner
 def test_eval_cli_tot_arithmetic_with_mock(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data_file = tmp_path / "tot.json"
     data_file.write_text(json.dumps([

@@ -358,7 +358,7 @@ def _jsonl(path: Path, recs: list[dict[str, Any]], predict: Any) -> Path:
 
 @pytest.mark.parametrize("name", list(TASKS))
 def test_llmlab_score_golden_is_one_and_wrong_is_hand_count(name: str, tmp_path: Path) -> None:
-    runner = pytest.importorskip("llmlab.runner")
+    from llmlab import runner
     gen = TASKS[name][0]
     recs = gen(10, 11)
     golden = _jsonl(tmp_path / "gold.jsonl", recs, lambda r: r["golden_plan"])
@@ -386,8 +386,6 @@ def calendar_oracle(request: Any, index: int) -> str:
 
 
 def test_llmlab_eval_calendar_self_consistency_end_to_end(tmp_path: Path) -> None:
-    pytest.importorskip("llmlab.runner")
-    pytest.importorskip("llmlab.methods.self_consistency")
     from llmlab.cli import main
     from llmlab.runner import EvalSpec, run_eval
 
@@ -471,7 +469,6 @@ def test_task_config_generate_and_prompt_mode() -> None:
 
 
 def test_llmlab_score_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("llmlab.runner")
     from llmlab.cli import main
 
     recs = generate_meeting(5, 8)
@@ -510,3 +507,11 @@ def test_on_generated_instances_strict_validity_agrees_with_official(generated: 
                 assert s.details["valid"] == (s.value == 1.0), (rec["id"], day, start, s.details)
                 hits += s.value == 1.0
         assert hits == 1
+
+
+def test_a_malformed_time_in_a_meeting_reply_is_an_invalid_plan_not_a_crash():
+    from llmlab.tasks.natural_plan.meeting import Friend, MeetingInstance, validate_meeting
+
+    inst = MeetingInstance("A", 540, {"Bo": Friend("B", 540, 600, 30)}, {"A": {"B": 10}})
+    got = validate_meeting(inst, ["You travel to B in 10 minutes and arrive at 13:00PM"], 1)
+    assert [v.constraint for v in got] == ["format"] and "13:00PM" in got[0].message

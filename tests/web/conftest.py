@@ -30,18 +30,18 @@ def outputs_file(tmp_path: Path) -> Path:
 def arena_server(tmp_path: Path, outputs_file: Path) -> Iterator[Callable[..., tuple[str, Any]]]:
     """Start ``create_app(ArenaSettings(...))`` under uvicorn; returns (base_url, app)."""
     uvicorn = pytest.importorskip("uvicorn")
-    from llmlab.web.app import ArenaSettings, create_app
+    from llmlab.web.app import ArenaSettings, create_app, uvicorn_config
 
     servers: list[tuple[Any, threading.Thread]] = []
 
-    def start(**overrides: Any) -> tuple[str, Any]:
-        settings = ArenaSettings(outputs=str(outputs_file), db=str(tmp_path / "arena.sqlite"), seed=0,
+    def start(db_name: str = "arena.sqlite", **overrides: Any) -> tuple[str, Any]:
+        settings = ArenaSettings(outputs=str(outputs_file), db=str(tmp_path / db_name), seed=0,
                                  bootstrap_rounds=50, **overrides)
         app = create_app(settings)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         deadline = time.monotonic() + 20

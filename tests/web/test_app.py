@@ -114,7 +114,9 @@ def test_bad_outputs_file(tmp_path: Path) -> None:
 def test_concurrent_votes_are_all_kept_and_replays_win_once(arena_server) -> None:  # type: ignore[no-untyped-def]
     base, app = arena_server(rate_limit_per_min=10_000)
     with httpx.Client(base_url=base, timeout=30, limits=httpx.Limits(max_connections=16)) as client:
-        tokens = [token_of(client.get("/battle", headers={"HX-Request": "true"}).text) for _ in range(40)]
+        # (all battles fetched before any vote: after voting on a prompt a client is not shown it again)
+        tokens = [token_of(client.get("/battle", headers={"HX-Request": "true"}).text) for _ in range(41)]
+        tokens, extra = tokens[:40], tokens[40]
 
         def vote(tok: str) -> int:
             return client.post("/vote", content=f"token={tok}&choice=A", headers=FORM).status_code
@@ -123,7 +125,6 @@ def test_concurrent_votes_are_all_kept_and_replays_win_once(arena_server) -> Non
             codes = list(pool.map(vote, tokens))
         assert codes == [200] * 40
         assert app.state.arena.store.n_votes() == 40
-        extra = token_of(client.get("/battle", headers={"HX-Request": "true"}).text)
         with ThreadPoolExecutor(max_workers=12) as pool:
             replays = list(pool.map(vote, [extra] * 12))
     assert sorted(replays) == [200] + [409] * 11
@@ -140,3 +141,53 @@ def test_live_models_answer_through_the_model_stack(tmp_path: Path) -> None:
     assert "FIXED" in outs and len(outs & {"say hi", "say bye"}) == 1
     r = c.post("/vote", content=f"token={token_of(html)}&choice=tie", headers=HX)
     assert r.status_code == 200 and "echo" in r.text and "fixed" in r.text
+
+
+def test_a_huge_vote_body_is_refused_before_it_is_stored(tmp_path: Path, outputs_file: Path) -> None:
+    c = make(tmp_path, outputs_file)
+    tok = token_of(c.get("/").text)
+    big = f"token={tok}&choice=A&pad=" + "x" * 200_000
+    r = c.post("/vote", content=big, headers=FORM)
+    assert r.status_code == 413 and c.app.state.arena.store.n_votes() == 0  # type: ignore[attr-defined]
+
+    def chunks():  # no Content-Length: the streamed body is cut at the cap too
+        yield f"token={tok}&choice=A&pad=".encode()
+        for _ in range(100):
+            yield b"x" * 1000
+
+    r2 = c.post("/vote", content=chunks(), headers=FORM)
+    assert r2.status_code == 413 and c.app.state.arena.store.n_votes() == 0  # type: ignore[attr-defined]
+    assert c.post("/vote", content=f"token={tok}&choice=A", headers=FORM).status_code == 200
+
+
+def test_x_forwarded_for_is_trusted_only_from_configured_proxies(arena_server) -> None:  # type: ignore[no-untyped-def]
+    base, _ = arena_server(rate_limit_per_min=2)
+    with httpx.Client(base_url=base, timeout=30) as client:
+        tokens = [token_of(client.get("/battle", headers={"HX-Request": "true"}).text) for _ in range(3)]
+        codes = [client.post("/vote", content=f"token={t}&choice=A",
+                             headers={**FORM, "X-Forwarded-For": f"10.0.0.{i}"}).status_code
+                 for i, t in enumerate(tokens)]
+    assert codes == [200, 200, 429]  # spoofed addresses from 127.0.0.1 do not buy new limits
+
+    base2, _ = arena_server(rate_limit_per_min=2, trusted_proxies=("127.0.0.1",),
+                            db_name="proxied.sqlite")
+    with httpx.Client(base_url=base2, timeout=30) as client:
+        tokens = [token_of(client.get("/battle", headers={"HX-Request": "true"}).text) for _ in range(3)]
+        codes = [client.post("/vote", content=f"token={t}&choice=A",
+                             headers={**FORM, "X-Forwarded-For": f"203.0.113.{i}"}).status_code
+                 for i, t in enumerate(tokens)]
+    assert codes == [200, 200, 200]  # behind a configured proxy, each forwarded client has its own limit
+
+
+def test_file_mode_never_shows_a_voted_prompt_again(tmp_path: Path, outputs_file: Path) -> None:
+    """Outputs are fixed per (prompt, model): a prompt seen with its reveal would identify models later."""
+    c = make(tmp_path, outputs_file, rate_limit_per_min=1000)
+    seen_prompts = []
+    for _ in range(4):  # the fixture has 4 prompts
+        html = c.get("/").text
+        prompt = re.search(r'id="prompt">([^<]*)<', html).group(1)  # type: ignore[union-attr]
+        assert prompt not in seen_prompts
+        seen_prompts.append(prompt)
+        assert c.post("/vote", content=f"token={token_of(html)}&choice=A", headers=FORM).status_code == 200
+    done = c.get("/")
+    assert done.status_code == 409 and "voted on every prompt" in done.text

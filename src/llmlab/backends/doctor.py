@@ -276,6 +276,19 @@ def render(spec: str, checks: list[Check]) -> str:
     return "\n".join(lines)
 
 
+def sandbox_checks() -> list[Check]:
+    """The code sandbox's isolation on this machine (optional: only code-executing systems need it)."""
+    from llmlab.sandbox import isolation
+
+    try:
+        iso = isolation()
+    except LabError as exc:
+        return [Check("sandbox", False, _one_line(exc), "unset LLMLAB_SANDBOX_ISOLATION", required=False)]
+    if iso.warning:
+        return [Check("sandbox", False, f"WARNING: {iso.detail}", iso.warning, required=False)]
+    return [Check("sandbox", True, iso.detail)]
+
+
 @click.command("doctor")
 @click.option("--model", "-m", "model_spec", required=True, help=SPEC_HELP)
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per network call or probe.")
@@ -284,7 +297,7 @@ def doctor_command(model_spec: str, timeout: float, as_json: bool) -> None:
     """Check that a model spec is reachable and what it supports (n, logprobs, raw completion)."""
     from llmlab.core.concurrency import run_sync
 
-    checks = run_sync(diagnose(model_spec, timeout=timeout))
+    checks = run_sync(diagnose(model_spec, timeout=timeout)) + sandbox_checks()
     if as_json:
         click.echo(json.dumps([{**asdict(c), "status": c.status} for c in checks], indent=2))
     else:

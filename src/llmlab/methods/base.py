@@ -9,10 +9,10 @@ extracted answer and a trace that tests and reports can inspect.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
-__all__ = ["Direct", "DirectConfig", "Extractor", "Method", "Query", "Roles", "Solution"]
+__all__ = ["Direct", "DirectConfig", "Extractor", "Method", "Oracle", "OracleMethod", "Query", "Roles", "Solution"]
 
 from llmlab.backends.base import GenerateRequest
 from llmlab.core.config import LabConfig, build_config
@@ -31,6 +31,29 @@ class Method(ABC):
     @abstractmethod
     async def solve(self, query: Query, roles: Roles) -> Solution:
         """Answer ``query`` using the Models in ``roles``."""
+
+
+# An oracle judges an answer against the ground truth (async: a judge-based task scores through a model).
+Oracle = Callable[["str | None"], Awaitable[bool]]
+
+
+class OracleMethod(Method):
+    """A method that can also report what an oracle says about its explored answers (e.g. pass@k).
+
+    This is an explicit capability, never duck-typed: the runner passes an oracle only to subclasses of
+    this class. What the oracle sees must never reach the selected answer, unless
+    :meth:`answer_uses_ground_truth` says so; then the runner reports the run's metrics under
+    ``oracle_*`` names and never as ``accuracy``. Oracle-side metrics a method reports go in
+    ``Solution.trace["oracle"]`` as a dict of numbers/bools, and are aggregated as ``oracle_<key>``.
+    """
+
+    @abstractmethod
+    async def solve_with_oracle(self, query: Query, roles: Roles, oracle: Oracle) -> Solution:
+        """Answer ``query`` like :meth:`solve`, and fill ``trace["oracle"]`` from ``oracle``'s verdicts."""
+
+    def answer_uses_ground_truth(self) -> bool:
+        """True when this configuration lets the oracle change the answer (e.g. an oracle early stop)."""
+        return False
 
 
 class DirectConfig(LabConfig):

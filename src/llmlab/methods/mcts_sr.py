@@ -72,7 +72,7 @@ from llmlab.core.concurrency import gather
 from llmlab.core.config import LabConfig
 from llmlab.core.contracts import Query, Roles, Solution
 from llmlab.core.errors import ParseError
-from llmlab.methods.base import Method
+from llmlab.methods.base import Oracle, OracleMethod
 
 # -- prompts (paraphrases of the official ones; same structure and format tags) --------------------------
 
@@ -115,7 +115,6 @@ DUMMY_ANSWERS = (
 
 CALL_STRIDE = 100_000  # sample indices of one search: outer_sample_index * CALL_STRIDE + call number
 SCORE_NUMBER = re.compile(r"-?\d+\.\d+|-?\d+")
-Oracle = Callable[["str | None"], bool]
 
 
 # -- the formulas --------------------------------------------------------------------------------------
@@ -430,16 +429,16 @@ class _Run:
             pass_k = {"k": 0, "correct": False, "first_correct": None, "calls_at_first_correct": None,
                       "early_stop": cfg.oracle_early_stop}
 
-        def judge(node: Node) -> bool:
+        async def judge(node: Node) -> bool:
             """Oracle bookkeeping; True when the search must stop (official early stop)."""
             if oracle is None or pass_k is None:
                 return False
             pass_k["k"] += 1
-            if oracle(self.answer_of(node)) and not pass_k["correct"]:
+            if await oracle(self.answer_of(node)) and not pass_k["correct"]:
                 pass_k.update(correct=True, first_correct=node.id, calls_at_first_correct=self.calls)
             return bool(pass_k["correct"] and cfg.oracle_early_stop)
 
-        if judge(a0):
+        if await judge(a0):
             stopped = "oracle"
         else:
             tree.update(cfg.c, cfg.epsilon, cfg.backprop)
@@ -457,7 +456,7 @@ class _Run:
                 child = made[0]
                 await self.reward(child)
                 self.iterations.append({"iteration": i, "selected": chosen.id, "new": child.id})
-                if judge(child):
+                if await judge(child):
                     stopped = "oracle"
                     break
                 tree.update(cfg.c, cfg.epsilon, cfg.backprop)
@@ -478,11 +477,13 @@ class _Run:
             "calls": self.calls,
             "parse_failures": self.parse_failures,
             "pass_at_k": pass_k,
+            # aggregated by the runner as oracle_pass_at_k (never as accuracy)
+            "oracle": {"pass_at_k": bool(pass_k["correct"]), "k": pass_k["k"]} if pass_k is not None else None,
         }
         return Solution(text=text, answer=self.answer_of(final) if final is not None else None, trace=trace)
 
 
-class MCTSr(Method):
+class MCTSr(OracleMethod):
     """Monte Carlo Tree Self-refine: a search over refined answers scored by self-evaluation.
 
     Uses the ``default`` role for every call (answer, critique, rewrite, self-evaluation).
@@ -540,3 +541,7 @@ class MCTSr(Method):
             The Solution, with ``trace["pass_at_k"]`` filled.
         """
         return await _Run(self.cfg, query, roles.default).search(is_correct)
+
+    def answer_uses_ground_truth(self) -> bool:
+        """With ``oracle_early_stop`` the tree, and so the selected answer, depends on the ground truth."""
+        return bool(self.cfg.oracle_early_stop)

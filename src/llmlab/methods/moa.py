@@ -15,8 +15,13 @@ Structure, as in the official code (togethercomputer/MoA ``utils.py``, ``generat
   for each reference, numbered from 1. It is appended after a blank line to an existing leading system
   message, else prepended as a new system message; user/assistant turns are untouched; multi-turn
   conversations get references for the current turn only.
-- Defaults: temperature 0.7, max_tokens 2048 for every call (the aggregator too); failed proposers are
-  dropped from the references (``on_failure="drop"``); outputs are whitespace-stripped.
+- Defaults: temperature 0.7, max_tokens 2048 for every call, the aggregator too, whatever the proposers'
+  settings (the official AlpacaEval flow keeps 0.7/2048 for the aggregator; ``aggregator_temperature`` /
+  ``aggregator_max_tokens`` change it); failed proposers are dropped from the references
+  (``on_failure="drop"``); outputs are whitespace-stripped. No request carries a seed unless the run has
+  one (``--seed``): distinct proposers use sample index 0 (the openai backend sends a seed only for a seed
+  or a sample index > 0); only repeated samples of one model get indices 1, 2, ... (a deliberate deviation:
+  without distinct indices a cache or a server that seeds by default would merge them).
 - Calls per query: ``n * (L - 1) + 1``.
 
 Deliberate deviations from the official code (and why):
@@ -107,8 +112,8 @@ class MoAConfig(LabConfig):
             ``"proposers"`` for every layer (the role falls back to the main model).
         temperature: Sampling temperature of every proposer call.
         max_tokens: Completion limit of every proposer call.
-        aggregator_temperature: Aggregator temperature (``None``: same as ``temperature``).
-        aggregator_max_tokens: Aggregator limit (``None``: same as ``max_tokens``).
+        aggregator_temperature: Aggregator temperature (official flow: 0.7 whatever ``temperature`` is).
+        aggregator_max_tokens: Aggregator limit (official flow: 2048 whatever ``max_tokens`` is).
         template: Text before the numbered references.
         on_failure: ``drop`` a failed proposer (official), ``retry`` it, or ``fail`` the query.
         failure_retries: Extra attempts per proposer with ``on_failure="retry"``.
@@ -121,8 +126,8 @@ class MoAConfig(LabConfig):
     layer_roles: list[str] | None = None
     temperature: float | None = 0.7
     max_tokens: int | None = 2048
-    aggregator_temperature: float | None = None
-    aggregator_max_tokens: int | None = None
+    aggregator_temperature: float | None = 0.7
+    aggregator_max_tokens: int | None = 2048
     template: str = AGGREGATE_AND_SYNTHESIZE
     on_failure: Literal["drop", "retry", "fail"] = "drop"
     failure_retries: int = Field(2, ge=0)
@@ -269,12 +274,19 @@ class MixtureOfAgents(Method):
         trace_layers: list[dict[str, Any]] = []
         for k, models in enumerate(self.layer_models(roles), start=1):
             layer_msgs = inject_references(messages, references, cfg.template)
-            # sample index = position in the layer (offset by the query's own sample index when MoA is
-            # itself sampled, e.g. by self_consistency): distinct per agent, so Self-MoA samples never
-            # share a cache key, even when the same Model is listed twice.
+            # sample index = the agent's occurrence among the layer's agents of the SAME model (offset by the
+            # query's own sample index when MoA is itself sampled, e.g. by self_consistency): distinct
+            # models keep index 0 — so, as in the official flow, no seed reaches the server — while repeated
+            # samples of one model (Self-MoA, a model listed twice) never share a cache key.
             n_s = cfg.samples_per_model
             size = len(models) * n_s
-            agents = [(m, outer * size + i * n_s + j) for i, m in enumerate(models) for j in range(n_s)]
+            seen: dict[str, int] = {}
+            agents = []
+            for m in models:
+                key = m.backend.cache_identity()
+                for _ in range(n_s):
+                    agents.append((m, outer * size + seen.get(key, 0)))
+                    seen[key] = seen.get(key, 0) + 1
             start = time.perf_counter()
             thunks = [functools.partial(self._propose, m, layer_msgs, s, k) for m, s in agents]
             records = await gather(thunks, limit=cfg.concurrency)
@@ -291,10 +303,8 @@ class MixtureOfAgents(Method):
         aggregator = roles["aggregator"]
         request = GenerateRequest(
             messages=inject_references(messages, references, cfg.template),
-            temperature=(
-                cfg.aggregator_temperature if cfg.aggregator_temperature is not None else cfg.temperature
-            ),
-            max_tokens=cfg.aggregator_max_tokens if cfg.aggregator_max_tokens is not None else cfg.max_tokens,
+            temperature=cfg.aggregator_temperature,
+            max_tokens=cfg.aggregator_max_tokens,
             sample_index=outer,
         )
         prompt_tokens = check_fits(aggregator, request, "MoA aggregator prompt")

@@ -8,8 +8,9 @@ the selected gate probabilities), eq. (4) (auxiliary loss ``Σ_j (1/n − mean_i
 starts as a copy of the dense FFN, with a new router).
 
 Deviations / choices (deliberate):
-* σ is the population standard deviation over the n experts (the paper's formula); the SkyworkAI code
-  family uses ``torch.std`` (unbiased). ``unbiased_std=True`` reproduces that.
+* σ is the unbiased standard deviation over the n experts by default, as the released SkyworkAI gating
+  code computes it (``torch.std``); the report's formula does not say which, and the population σ
+  (``unbiased_std=False``) moves gate probabilities by up to ~0.04 at n = 16.
 * The report gives no capacity factor; ``capacity_factor=None`` (no drop) is the default, the lab uses 1.0.
   Slots are filled by routing priority: every token's first choice before any second choice, then token
   order. Dropped (token, expert) slots contribute nothing: a token whose every slot is dropped passes
@@ -47,7 +48,7 @@ class MoEConfig:
         top_k: Experts per token k.
         capacity_factor: Capacity = ceil(cf · T · k / n) slots per expert; None disables dropping.
         gate_norm: λ of the gating-logit normalisation; None for a plain softmax gate.
-        unbiased_std: Use the unbiased std in the normalisation (official-code behaviour).
+        unbiased_std: Use the unbiased std in the normalisation (the released code's; default).
         aux_loss: ``"skywork_sq"`` (eq. 4) or ``"switch"``.
         aux_coef: Fixed α when ``adaptive`` is False.
         adaptive: Use the adaptive per-layer α (eq. 7-9).
@@ -63,7 +64,7 @@ class MoEConfig:
     top_k: int = 2
     capacity_factor: float | None = None
     gate_norm: float | None = 1.0
-    unbiased_std: bool = False
+    unbiased_std: bool = True
     aux_loss: str = "skywork_sq"
     aux_coef: float = 1e-2
     adaptive: bool = False

@@ -69,6 +69,11 @@ class SambaConfig:
         moe_gate_norm: Gating-logit normalisation λ (None: plain softmax gate).
         moe_adaptive: Adaptive per-layer auxiliary coefficient (Skywork-MoE eq. 7-9).
         moe_aux_coef: Fixed auxiliary coefficient when not adaptive.
+        moe_unbiased_std: Unbiased std in the gating-logit normalisation (Skywork's released code).
+        moe_aux_loss: ``"skywork_sq"`` (Skywork-MoE eq. 4) or ``"switch"``.
+        moe_xi: ξ of the adaptive coefficient.
+        moe_alpha_max: α_max of the adaptive coefficient.
+        moe_beta: β (moving-average factor) of the adaptive coefficient.
         scan_impl: Selective-scan implementation (see :func:`llmlab.models.ssm.selective_scan`).
         attn_impl: ``band_mask`` | ``chunked`` | ``reference``.
         tie_weights: Tie the LM head to the embedding.
@@ -98,6 +103,11 @@ class SambaConfig:
     moe_gate_norm: float | None = None
     moe_adaptive: bool = False
     moe_aux_coef: float = 1e-2
+    moe_unbiased_std: bool = True
+    moe_aux_loss: str = "skywork_sq"
+    moe_xi: float = 0.2
+    moe_alpha_max: float = 0.01
+    moe_beta: float = 0.99
     scan_impl: str = "auto"
     attn_impl: AttnImpl = "band_mask"
     tie_weights: bool = True
@@ -419,7 +429,9 @@ def make_ffn(cfg: SambaConfig) -> nn.Module:
         return MoEFFN(MoEConfig(d=cfg.n_embd, d_ff=cfg.intermediate_size, n_experts=cfg.moe_experts,
                                 top_k=cfg.moe_top_k, capacity_factor=cfg.moe_capacity_factor,
                                 gate_norm=cfg.moe_gate_norm, adaptive=cfg.moe_adaptive,
-                                aux_coef=cfg.moe_aux_coef, act=cfg.ffn))
+                                aux_coef=cfg.moe_aux_coef, act=cfg.ffn, unbiased_std=cfg.moe_unbiased_std,
+                                aux_loss=cfg.moe_aux_loss, xi=cfg.moe_xi, alpha_max=cfg.moe_alpha_max,
+                                beta=cfg.moe_beta))
     return GatedFFN(cfg.n_embd, cfg.intermediate_size, act=cfg.ffn)
 
 
@@ -469,7 +481,10 @@ class SambaLM(nn.Module):
 
     @torch.no_grad()
     def _init_weights(self) -> None:
-        # official mamba_init: N(0, 0.02), biases zero except dt, residual projections / sqrt(2·n_layer)
+        # official mamba_init (mamba_ssm's _init_weights as Samba uses it): the embedding N(0, 0.02); every
+        # Linear keeps PyTorch's default (Kaiming-uniform) weights with biases zeroed except dt_proj's; the
+        # residual output projections (Mamba out_proj, attention proj, MLP down) are divided by sqrt(2·n_layer)
+        nn.init.normal_(self.wte.weight, 0.0, 0.02)
         for name, p in self.named_parameters():
             if name.endswith("A_log") or name.endswith(".D") or "norm" in name or "dt_proj" in name:
                 continue
@@ -477,11 +492,10 @@ class SambaLM(nn.Module):
                 if "conv1d" not in name:
                     p.zero_()
                 continue
-            if p.dim() >= 2 and "conv1d" not in name:
-                nn.init.normal_(p, 0.0, 0.02)
-                if name.endswith(("out_proj.weight", "proj.weight", "w_down.weight")) and "x_proj" not in name \
-                        and "in_proj" not in name:
-                    p.div_(math.sqrt(2 * self.cfg.n_layer))
+            if p.dim() >= 2 and "conv1d" not in name and name.endswith(
+                    ("out_proj.weight", "proj.weight", "w_down.weight")) and "x_proj" not in name \
+                    and "in_proj" not in name:
+                p.div_(math.sqrt(2 * self.cfg.n_layer))
 
     def forward(self, idx: torch.Tensor, caches: list[dict[str, Any]] | None = None) -> torch.Tensor:
         """Logits (B, L, vocab) for token ids (B, L); pass ``caches`` (empty dicts) to prefill them."""

@@ -29,6 +29,9 @@ return_last_state=False)`` so that they can be swapped for ``mamba_ssm``'s CUDA 
 
 ``impl="auto"`` picks numba when it is importable and the tensors are on CPU, else the chunked path.
 
+Precision: float16/bfloat16 inputs are computed in float32 and the output is cast back to the input's dtype
+(mamba's ``selective_scan_ref`` and kernel do the same); the returned last state stays float32.
+
 Deviations from mamba's CUDA kernel (deliberate):
 * Only real-valued A (Mamba-1 / Samba); complex A is not supported.
 * B and C may be (batch, n, L), grouped (batch, groups, n, L) or time-invariant (d, n); only the first
@@ -91,6 +94,12 @@ def _finish(
     return y
 
 
+def _upcast(*ts: Any) -> list[Any]:
+    """Half-precision inputs computed in float32, as mamba's scan does (its output is cast back)."""
+    torch = _torch()
+    return [t.float() if t is not None and t.dtype in (torch.float16, torch.bfloat16) else t for t in ts]
+
+
 def _check(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor) -> None:
     if u.dim() != 3 or delta.shape != u.shape:
         raise ConfigError(f"u and delta must both be (batch, d, L); got {tuple(u.shape)} and {tuple(delta.shape)}")
@@ -143,6 +152,8 @@ def selective_scan_ref(
     """
     torch = _torch()
     _check(u, delta, A)
+    dtype_in = u.dtype  # the output comes back in the input's dtype (mamba); the state stays float32
+    u, delta, B, C, delta_bias = _upcast(u, delta, B, C, delta_bias)
     batch, d, L = u.shape
     delta = _prepare_delta(delta, delta_bias, delta_softplus)
     Bx = _expand_bc(B, batch, d, L)  # (B, d, n, L)
@@ -156,7 +167,7 @@ def selective_scan_ref(
         h = torch.exp(dt * A) * h + dt * ut[..., None] * bt  # (B, d, n)
         ys.append((h * ct).sum(-1))  # (B, d)
     y = torch.stack(ys, dim=-1) if ys else u.new_zeros(batch, d, 0)  # (B, d, L)
-    out = _finish(y, u, D, z)
+    out = _finish(y, u, D, z).to(dtype_in)
     return (out, h) if return_last_state else out
 
 
@@ -492,6 +503,8 @@ def selective_scan(
     if impl not in ("auto", "chunked", "numba"):
         raise ConfigError(f"unknown scan impl '{impl}'. Available: auto, ref, chunked, numba")
     _check(u, delta, A)
+    dtype_in = u.dtype  # the output comes back in the input's dtype (mamba); the state stays float32
+    u, delta, B, C, delta_bias = _upcast(u, delta, B, C, delta_bias)
     batch, d, L = u.shape
     dl = _prepare_delta(delta, delta_bias, delta_softplus)
     h0 = initial_state if initial_state is not None else u.new_zeros(batch, d, A.shape[1])
@@ -507,12 +520,12 @@ def selective_scan(
     if use_numba and B.dim() == 3 and C.dim() == 3:
         # the fused kernel takes (batch, n, L) B/C; other forms take the chunked path
         y, h = _scan_numba_core(u, dl, A, B, C, h0)
-        out = _finish(y, u, D, z)
+        out = _finish(y, u, D, z).to(dtype_in)
         return (out, h) if return_last_state else out
     Bx = _expand_bc(B, batch, d, L)  # (B, d, n, L)
     Cx = _expand_bc(C, batch, d, L)  # (B, d, n, L)
     y, h = _scan_chunked_core(u, dl, A, Bx, Cx, h0, max(1, int(chunk)))
-    out = _finish(y, u, D, z)
+    out = _finish(y, u, D, z).to(dtype_in)
     return (out, h) if return_last_state else out
 
 

@@ -33,8 +33,13 @@ Deliberate deviations from the official code, with reasons:
 3. A BT fit whose maximum-likelihood estimate does not exist (some group of models never lost, or never
    won, against the rest — the comparison graph is not strongly connected) raises
    :class:`~llmlab.core.errors.DataError` when ``reg == 0``; FastChat silently returns whatever L-BFGS
-   reached after 100 iterations. Bootstrap rounds that hit this are kept (capped iterations, like
-   FastChat) and counted in :attr:`BootstrapResult.nonconverged`.
+   reached after 100 iterations. A bootstrap round that hits this (a model seen in two battles wins both
+   in the resample) is fitted on its largest strongly connected component; models outside it are
+   ``+inf``/``-inf`` in that round (beat it / lost to it) and the round is aligned to the full fit by a
+   battle-weighted offset, so a sparsely observed model cannot move the others' intervals. (The plain
+   unanchored bootstrap lets that model run off and drags every model through the mean gauge: median CI
+   width ~4,300 points on 44,926 battles with one 2-battle model.) Such rounds are counted in
+   :attr:`BootstrapResult.nonconverged`; the sparse model's interval is honestly unbounded.
 4. The bootstrap is seeded and deterministic; FastChat's BT bootstrap is seeded (``default_rng(0)``) but its
    Elo bootstrap uses the global ``np.random`` state.
 5. Battles where a model meets itself carry no information for BT and are ignored by the fit (FastChat's
@@ -582,9 +587,10 @@ def bootstrap_bt(
     win_idx = np.where(code == B_WINS, ib * m + ia, ia * m + ib)
     tie_mask = code == TIE
     back_idx = ib * m + ia
-    # warm start: the full fit in natural units; both gauges (reg = 0, and any reg > 0 optimum) have mean 0
-    x0 = (full.ratings - init) / scale
-    x0 -= x0.mean()
+    # warm start and gauge: the full fit in natural units (mean 0, the reg = 0 gauge)
+    x_full = (full.ratings - init) / scale
+    x_full = x_full - x_full.mean()  # (an anchored fit is a constant shift of this)
+    weight = counts.sum(axis=2).sum(axis=0) + counts.sum(axis=2).sum(axis=1)  # battles per model
     rng = np.random.default_rng(seed)
     n = int(w.sum())
     samples = np.empty((rounds, m))
@@ -599,18 +605,111 @@ def bootstrap_bt(
                 wm += np.bincount(back_idx[tie_mask], weights=0.5 * d[tie_mask], minlength=m * m)
                 wins = wm.reshape(m, m)
                 np.fill_diagonal(wins, 0.0)
-                # a resample can lose strong connectivity: its ratings then run off (FastChat keeps them
-                # too, after its iteration cap); a shorter cap here keeps such rounds cheap
-                finite = reg > 0.0 or identifiable(wins)
-                cap = max_iter if finite else min(max_iter, 20)
-                r, ok, _ = fit_bt(wins, alpha=alpha, reg=reg, max_iter=cap, tol=tol, x0=x0)
-                bad += not (ok and finite)
+                r, ok = _round_ratings(wins, weight, x_full, alpha, reg, max_iter, tol)
+                bad += not ok
                 samples[start + j] = r
-    samples = _to_scale(samples, bt.models, scale, init, anchor)
-    lo, hi = np.quantile(samples, quantiles, axis=0)
+    samples = _samples_to_scale(samples, bt.models, scale, init, anchor, full.ratings)
+    lo, hi = _ci(samples, quantiles)
     return BootstrapResult(bt.models, full.ratings, lo, hi, samples, "bt", bad,
                            {"rounds": rounds, "seed": seed, "reg": reg, "anchor": anchor, "base": base,
                             "scale": scale, "init": init})
+
+
+def _reachable(adj: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Nodes reachable from ``start`` along ``adj[i, j]`` (i → j), ``start`` included."""
+    seen = start.copy()
+    frontier = start.copy()
+    while frontier.any():
+        nxt = adj[frontier].any(axis=0) & ~seen
+        seen |= nxt
+        frontier = nxt
+    return seen
+
+
+def _round_ratings(wins: np.ndarray, weight: np.ndarray, x_full: np.ndarray, alpha: float, reg: float,
+                   max_iter: int, tol: float) -> tuple[np.ndarray, bool]:
+    """One bootstrap round's ratings (natural units, the full fit's gauge) and whether all were identified.
+
+    A resample can lose strong connectivity (a model seen in two battles wins both): its MLE does not exist.
+    Instead of letting that model's rating run off and drag every other model through the mean gauge (what
+    an unanchored fit does), the round is fitted on its largest strongly connected component (by battles);
+    a model outside it that beat that component without losing to it is ``+inf`` in that round, one that
+    only lost to it ``-inf``, one not connected ``nan``. Each round is then aligned to the full fit by a
+    battle-weighted mean offset over the fitted models, so a sparsely observed model cannot move the others.
+    """
+    m = wins.shape[0]
+    if reg > 0.0:
+        r, ok, _ = fit_bt(wins, alpha=alpha, reg=reg, max_iter=max_iter, tol=tol, x0=x_full)
+        inside = np.ones(m, dtype=bool)
+        complete = True
+    else:
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        beat = wins > 0  # beat[i, j]: i won at least half a game against j
+        n_comp, labels = connected_components(csr_matrix(beat), directed=True, connection="strong")
+        if n_comp == 1:
+            r, ok, _ = fit_bt(wins, alpha=alpha, reg=0.0, max_iter=max_iter, tol=tol, x0=x_full)
+            inside = np.ones(m, dtype=bool)
+            complete = True
+        else:
+            games = (wins + wins.T).sum(axis=1)
+            giant = int(np.argmax(np.bincount(labels, weights=games, minlength=n_comp)))
+            inside = labels == giant
+            sub = wins[np.ix_(inside, inside)]
+            x0 = x_full[inside] - x_full[inside].mean()
+            r_sub, ok, _ = fit_bt(sub, alpha=alpha, reg=0.0, max_iter=max_iter, tol=tol, x0=x0)
+            r = np.full(m, np.nan)
+            r[inside] = r_sub
+            below = _reachable(beat, inside) & ~inside  # the component beat them (transitively)
+            above = _reachable(beat.T, inside) & ~inside  # they beat the component
+            r[above] = np.inf
+            r[below & ~above] = -np.inf
+            complete = False
+    wi = weight[inside]
+    if wi.sum() > 0:
+        r = r + float((wi * (x_full[inside] - r[inside])).sum() / wi.sum())
+    return r, bool(ok and complete)
+
+
+def _samples_to_scale(samples: np.ndarray, models: Sequence[str], scale: float, init: float,
+                      anchor: tuple[str, float] | None, full_ratings: np.ndarray) -> np.ndarray:
+    """Natural-unit bootstrap rows → ratings.
+
+    With an anchor each row is shifted so the anchor sits at its value (FastChat; the anchor's own CI
+    collapses); without one the rows keep the full fit's gauge (mean = init).
+    """
+    out = scale * samples + init
+    if anchor is None:
+        return out
+    name, value = anchor
+    i = list(models).index(name)
+    shift = value - out[:, i]
+    # a row where the anchor itself was not identified keeps the full fit's anchored gauge (the rows are in
+    # the full fit's mean-0 gauge, and the anchored full fit is that gauge shifted by this constant)
+    offset = float(np.mean(full_ratings) - init)
+    shift = np.where(np.isfinite(shift), shift, offset)
+    return out + shift[:, None]
+
+
+def _ci(samples: np.ndarray, quantiles: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-model quantiles over rounds.
+
+    ``nan`` rounds are left out; ``±inf`` rounds count, without interpolating across an infinity (``nan``).
+    """
+    m = samples.shape[1]
+    lo, hi = np.empty(m), np.empty(m)
+    for k in range(m):
+        col = samples[:, k]
+        col = col[~np.isnan(col)]
+        if col.size == 0:
+            lo[k] = hi[k] = np.nan
+            continue
+        if np.isfinite(col).all():
+            lo[k], hi[k] = np.quantile(col, list(quantiles))
+        else:
+            lo[k], hi[k] = np.quantile(col, list(quantiles), method="inverted_cdf")
+    return lo, hi
 
 
 # -- win rates and predictions -------------------------------------------------------------------------

@@ -84,8 +84,10 @@ def ratings_cmd(votes: str, as_json: bool, rounds: int, reg: float, anchor: str 
 @click.option("--rounds", type=int, default=200, show_default=True, help="Bootstrap rounds on the leaderboard.")
 @click.option("--model", "models", multiple=True, metavar="NAME=SPEC",
               help="Live mode: answer the prompts of --outputs with these models (repeat; at least two).")
+@click.option("--trusted-proxy", "proxies", multiple=True, metavar="ADDR",
+              help="A reverse proxy whose X-Forwarded-For is believed (repeat); none by default.")
 def serve_cmd(outputs: str, db: str, host: str, port: int, secret: str | None, rate_limit: int, rounds: int,
-              models: tuple[str, ...]) -> None:
+              models: tuple[str, ...], proxies: tuple[str, ...]) -> None:
     """Serve the anonymous pairwise voting page and the leaderboard."""
     from llmlab.web.app import ArenaSettings, serve
 
@@ -96,4 +98,5 @@ def serve_cmd(outputs: str, db: str, host: str, port: int, secret: str | None, r
             raise ConfigError(f"--model expects NAME=SPEC (e.g. small=openai:qwen@http://127.0.0.1:8001), got {m!r}")
         live[name] = spec
     serve(ArenaSettings(outputs=outputs, db=db, secret=secret, rate_limit_per_min=rate_limit,
-                        bootstrap_rounds=rounds, live_models=live), host=host, port=port)
+                        bootstrap_rounds=rounds, live_models=live, trusted_proxies=tuple(proxies)),
+          host=host, port=port)

@@ -12,8 +12,15 @@ Security model:
   choice (A, B, tie, both bad); model ids come from the stored battle, never from the client.
 - One vote per battle: the vote's primary key is the battle id, so a replay fails atomically (409).
 - A token that does not verify is refused (403); one older than ``token_ttl_s`` is refused (410).
-- Per-client rate limits (votes and new battles per minute, keyed by the connection's address; a proxy in
-  front must pass the real address, ``X-Forwarded-For`` is not trusted).
+- Per-client rate limits (votes and new battles per minute, keyed by the connection's address).
+  ``X-Forwarded-For`` is honoured only from the proxies named in ``trusted_proxies`` (the right-most
+  address not itself a trusted proxy is the client); from anyone else, localhost included, it is ignored
+  (uvicorn's own proxy-header handling, which trusts 127.0.0.1, is switched off).
+- Request bodies are capped (``max_body_bytes``, 16 KiB by default; a vote is ~100 bytes): a larger body
+  is refused with 413 before it is read into memory.
+- Anonymity in file mode, where each (prompt, model) output is fixed: once a client has voted on a
+  prompt it has seen that prompt's outputs with their models revealed, so it is never shown that prompt
+  again (any later battle on it would identify the models before the vote).
 - SQLite in WAL mode with a busy timeout (:mod:`llmlab.web.store`): concurrent votes are all kept.
 
 Deviations from GenAI-Arena/FastChat: leaderboards use all votes (every battle here is anonymous), and
@@ -62,6 +69,8 @@ class ArenaSettings:
         live_models: Name → model spec or :class:`~llmlab.backends.model.Model`; answers are generated at
             battle time through the Model stack instead of read from ``outputs``.
         seed: Seed of the battle sampler (None: random).
+        max_body_bytes: Largest request body accepted (413 above).
+        trusted_proxies: Addresses of reverse proxies whose ``X-Forwarded-For`` is believed.
     """
 
     outputs: str
@@ -72,6 +81,8 @@ class ArenaSettings:
     token_ttl_s: float = 3600.0
     live_models: Mapping[str, Any] = field(default_factory=dict)
     seed: int | None = None
+    max_body_bytes: int = 16_384
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass
@@ -173,7 +184,12 @@ class Arena:
                 tg.start_soon(gen, mb)
             oa, ob = texts[ma], texts[mb]
         else:
-            pid = self.rng.choice(sorted(k for k, v in self.data.outputs.items() if len(v) >= 2))
+            seen = self.store.voted_prompt_ids(client)
+            fresh = sorted(k for k, v in self.data.outputs.items() if len(v) >= 2 and k not in seen)
+            if not fresh:
+                raise VoteRejected("you have voted on every prompt of this arena; thank you (see the leaderboard)",
+                                   409)
+            pid = self.rng.choice(fresh)
             ma, mb = self.rng.sample(sorted(self.data.outputs[pid]), 2)
             prompt, oa, ob = self.data.prompts[pid], self.data.outputs[pid][ma], self.data.outputs[pid][mb]
         battle = Battle(secrets.token_hex(16), pid, prompt, ma, mb, oa, ob, client, time.time())
@@ -286,8 +302,36 @@ def create_app(settings: ArenaSettings) -> Any:
     def render(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         return HTMLResponse(env.get_template(name).render(**ctx), status_code=status)
 
+    trusted = set(settings.trusted_proxies)
+
     def client_of(request: Request) -> str:
-        return request.client.host if request.client is not None else "unknown"
+        peer = request.client.host if request.client is not None else "unknown"
+        forwarded = request.headers.get("x-forwarded-for")
+        if peer not in trusted or not forwarded:
+            return peer
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        for hop in reversed(hops):  # the right-most address that is not one of our proxies
+            if hop not in trusted:
+                return hop
+        return peer
+
+    @app.middleware("http")
+    async def cap_body(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        limit = settings.max_body_bytes
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return render("_error.html", 413, message=f"request body over {limit} bytes", full=False)
+        return await call_next(request)
+
+    async def read_body(request: Request) -> bytes | None:
+        """The body, or None once it passes the cap (a chunked body without Content-Length)."""
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > settings.max_body_bytes:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def is_hx(request: Request) -> bool:
         return request.headers.get("HX-Request") == "true"
@@ -297,7 +341,10 @@ def create_app(settings: ArenaSettings) -> Any:
         if not arena.battle_limit.allow(client):
             return render("_error.html", 429, message="too many new battles from this client; wait a minute",
                           full=not is_hx(request))
-        battle = await arena.new_battle(client)
+        try:
+            battle = await arena.new_battle(client)
+        except VoteRejected as exc:
+            return render("_error.html", exc.status, message=str(exc), full=not is_hx(request))
         return render("arena.html" if not is_hx(request) else "_battle.html", battle=battle,
                       token=sign(arena.secret, battle.id))
 
@@ -312,7 +359,11 @@ def create_app(settings: ArenaSettings) -> Any:
     @app.post("/vote", response_class=HTMLResponse)
     async def vote(request: Request) -> HTMLResponse:
         # the form is parsed here (urlencoded) so python-multipart is not needed; DB work runs in a thread
-        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        body = await read_body(request)
+        if body is None:
+            return render("_error.html", 413, message=f"request body over {settings.max_body_bytes} bytes",
+                          full=not is_hx(request))
+        form = parse_qs(body.decode("utf-8", "replace"))
         token = form.get("token", [""])[0]
         choice = form.get("choice", [""])[0]
         import anyio
@@ -345,4 +396,12 @@ def serve(settings: ArenaSettings, *, host: str = "127.0.0.1", port: int = 8000)
         import uvicorn
     except ImportError:
         raise MissingExtraError("uvicorn", "web", "serving the arena") from None
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.Server(uvicorn_config(create_app(settings), host=host, port=port)).run()
+
+
+def uvicorn_config(app: Any, *, host: str, port: int, log_level: str = "info") -> Any:
+    """The uvicorn config the arena is served with (tests start their server from the same one)."""
+    import uvicorn
+
+    # proxy headers are handled by client_of (trusted_proxies only); uvicorn's default trusts 127.0.0.1
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, proxy_headers=False)

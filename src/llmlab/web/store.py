@@ -121,6 +121,13 @@ class ArenaStore:
         except sqlite3.IntegrityError:
             raise VoteRejected("this battle has already been voted on", 409) from None
 
+    def voted_prompt_ids(self, client: str) -> set[str]:
+        """Prompts on whose battles ``client`` has voted (it has seen their models revealed)."""
+        with self.connect() as con:
+            rows = con.execute("SELECT DISTINCT b.prompt_id FROM votes v JOIN battles b ON b.id = v.battle_id "
+                               "WHERE v.client = ?", (client,)).fetchall()
+        return {r[0] for r in rows}
+
     def votes(self) -> list[dict[str, Any]]:
         """All votes in time order, as FastChat-style battle records."""
         with self.connect() as con:

@@ -66,7 +66,16 @@ def test_wb_score_categories_skip_truncated_outputs() -> None:
                     (6.0, "ok", ["Coding & Debugging"])])
     assert rep.score == pytest.approx(6.0) and rep.adjusted_score == pytest.approx(2.0)
     assert rep.task_categorized_scores == {"Creative Tasks": 6.0, "Coding & Debugging": 2.0}
-    assert rep.task_macro_score == pytest.approx((0.5 * 6 + 1.25 * 2) / 1.75)
+    # official _create_tables.py: divided by the weights of all five categories (4.75), present or not
+    assert rep.task_macro_score == pytest.approx((0.5 * 6 + 1.25 * 2) / 4.75)
+    assert rep.as_dict()["missing_categories"] == ["Planning & Reasoning", "Math & Data Analysis",
+                                                   "Information/Advice seeking"]
+
+
+def test_wb_score_with_no_parsed_score_is_none_not_the_worst_grade() -> None:
+    rep = wb_score([], n_dropped=3)
+    assert rep.score is None and rep.adjusted_score is None and rep.task_macro_score is None
+    assert rep.as_dict()["parse_failures"] == 3
 
 
 def test_task_groups_merge_and_deduplicate() -> None:

@@ -89,7 +89,11 @@ async def test_score_mode(tmp_path: Path) -> None:
     roles = Roles(Model(MockBackend(_judge_prefers_good)))
     scores = [await task.ascore(it, "answer", roles) for it in task.items()]
     rep = task.aggregate(scores)
-    assert rep["score"] == 9.0 and rep["adjusted_score"] == 8.0 and rep["task_macro_score"] == 8.0
+    from llmlab.tasks.wildbench.rewards import TASK_WEIGHTS
+
+    present = sum(w for c, w in TASK_WEIGHTS.items() if c not in rep["missing_categories"])
+    assert rep["score"] == 9.0 and rep["adjusted_score"] == 8.0
+    assert rep["task_macro_score"] == pytest.approx(8.0 * present / sum(TASK_WEIGHTS.values()))
 
 
 def test_sync_score_points_to_the_judge_api(tmp_path: Path) -> None:

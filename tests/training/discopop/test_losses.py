@@ -50,6 +50,19 @@ def test_lrml_matches_closed_form_and_formula_on_random_logps():
     assert torch.allclose(dp.discopop_loss(pc, pr, rc, rr), expected, rtol=1e-12)
 
 
+def test_lrml_equals_the_unclamped_formula_at_any_tau_and_very_negative_rho():
+    # TRL's (1-m)·softplus(-ρ) + m·exp(-ρ) where it is finite; a clamp of ρ at -50 would drop ~1.0 at τ = 1
+    rho = torch.tensor([-80.0, -60.0, -51.0, -10.0, 3.0], dtype=torch.float64)
+    for tau in (0.05, 0.5, 1.0, 2.0):
+        m = torch.sigmoid(rho / tau)
+        expected = (1 - m) * F.softplus(-rho) + m * torch.exp(-rho)
+        got = dp.discopop_loss(*_rho_inputs(rho), tau=tau)
+        assert torch.allclose(got, expected, rtol=1e-10), tau
+    # float32 at ρ = -200 with τ = 0.05: TRL's formula gives nan (inf·0), ours the finite limit
+    r32 = torch.tensor([-200.0])
+    assert torch.isfinite(dp.discopop_loss(*_rho_inputs(r32))).all()
+
+
 def test_lrml_gradient_matches_autograd_and_is_finite_everywhere():
     rho = torch.linspace(-60, 60, 241, dtype=torch.float64)
     pc = (rho / 0.05).clone().requires_grad_()
@@ -90,7 +103,8 @@ def test_baselines_reduce_to_textbook_values():
     assert dp.pfl_loss(pc, pr, rc, rr, beta=b).item() == pytest.approx(math.log1p(math.exp(-0.2)) / 2)
     assert dp.pfl_loss(pr, pc, rr, rc, beta=b).item() == pytest.approx(2 * 1.2)
     # KTO-pair with one pair: chosen KL = 1, rejected KL = clamp(-1) = 0
-    expected = (1 - 1 / (1 + math.exp(-0.1 * (1 - 0)))) + (1 - 1 / (1 + math.exp(-0.1 * (1 + 1))))
+    # (TRL averages the chosen and the rejected term of each pair over the 2B terms of the batch)
+    expected = ((1 - 1 / (1 + math.exp(-0.1 * (1 - 0)))) + (1 - 1 / (1 + math.exp(-0.1 * (1 + 1))))) / 2
     assert dp.kto_pair_loss(pc, pr, rc, rr, beta=b).item() == pytest.approx(expected)
     for name in dp.LOSSES:
         out = dp.get_loss(name)(*_pairs(n=10))

@@ -162,6 +162,13 @@ def validate_meeting(inst: MeetingInstance, steps: list[str], optimum: int) -> l
         ...                         "You meet Bo for 30 minutes from 9:10AM to 9:40AM"], 1)
         []
     """
+    try:
+        return _validate_steps(inst, steps, optimum)
+    except ValueError as exc:  # e.g. "13:00PM": a malformed time makes the plan invalid, never a crash
+        return [Violation("format", str(exc))]
+
+
+def _validate_steps(inst: MeetingInstance, steps: list[str], optimum: int) -> list[Violation]:
     loc, now = inst.start, inst.start_time
     met: list[str] = []
     recognised = 0

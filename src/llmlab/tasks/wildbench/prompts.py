@@ -250,11 +250,16 @@ def build_pairwise_prompt(
 def build_score_prompt(
     conversation: Sequence[Mapping[str, Any]], checklist: Sequence[str], output: str | None, *, max_words: int = -1
 ) -> str:
-    """Fill :data:`SCORE_TEMPLATE` (official v2.0625 score runs use no truncation, ``max_words=-1``)."""
+    """Fill :data:`SCORE_TEMPLATE` (official v2.0625 score runs use no truncation, ``max_words=-1``).
+
+    An empty output is passed to the judge as the empty string, as the official score template does (the
+    pairwise template shows :data:`EMPTY_MARK`); the aggregation still skips it as empty.
+    """
     history, query = history_and_query(conversation, max_words)
+    shown = _output_text(output, max_words)
     return (
         SCORE_TEMPLATE.replace("{$history}", history)
         .replace("{$user_query}", query)
-        .replace("{$model_output}", _output_text(output, max_words))
+        .replace("{$model_output}", "" if shown == EMPTY_MARK else shown)
         .replace("{$checklist}", _checklist_text(checklist))
     )

@@ -93,15 +93,23 @@ def reward_of_counts(counts: Mapping[str, float], total: float | None = None) ->
 
 
 def task_macro(values: Mapping[str, float], weights: Mapping[str, float] = TASK_WEIGHTS) -> float:
-    """Weighted mean over the categories present in ``values`` (official task-macro).
+    """Weighted task macro as the official ``_create_tables.py``: ``Σ_c w_c·v_c / Σ_all w`` over all five.
+
+    A category with no item contributes 0 to the sum but keeps its weight in the denominator, so a run on
+    a subset of categories reports a value pulled towards 0 (the reports list the missing categories in
+    ``missing_categories``); on the full benchmark all five are present and this is the weighted mean.
 
     Example:
-        >>> round(task_macro({"Creative Tasks": 1.0, "Coding & Debugging": 0.0}), 4)
-        0.2857
+        >>> round(task_macro({"Creative Tasks": 1.0, "Coding & Debugging": 0.0}), 4)  # 0.5 / 4.75
+        0.1053
     """
-    keys = [k for k in values if k in weights]
-    den = sum(weights[k] for k in keys)
-    return sum(weights[k] * values[k] for k in keys) / den if den else 0.0
+    den = sum(weights.values())
+    return sum(weights[k] * values[k] for k in values if k in weights) / den if den else 0.0
+
+
+def missing_categories(values: Mapping[str, float], weights: Mapping[str, float] = TASK_WEIGHTS) -> list[str]:
+    """The merged categories with no scored item (they count as 0 in :func:`task_macro`)."""
+    return [k for k in weights if k not in values]
 
 
 def task_groups(primary_tag: str, secondary_tags: Iterable[str] = ()) -> list[str]:
@@ -149,8 +157,10 @@ class RewardReport:
         return {**self.counts, "total": self.total, "reward": self.reward, "K": self.K,
                 "task_categorized_results": self.task_categorized_results,
                 "task_categorized_rewards": self.task_categorized_rewards,
-                "task_macro_reward": self.task_macro_reward, "n_skipped": self.n_skipped,
-                "n_dropped": self.n_dropped, "denominator": self.denominator}
+                "task_macro_reward": self.task_macro_reward,
+                "missing_categories": missing_categories(self.task_categorized_rewards),
+                "n_skipped": self.n_skipped, "n_dropped": self.n_dropped, "parse_failures": self.n_dropped,
+                "denominator": self.denominator}
 
 
 def wb_reward(
@@ -194,12 +204,16 @@ def wb_reward(
 
 @dataclass
 class ScoreReport:
-    """WB-Score of one model: raw mean, adjusted ``(s − 5) × 2``, per-category adjusted, task macro."""
+    """WB-Score of one model: raw mean, adjusted ``(s − 5) × 2``, per-category adjusted, task macro.
 
-    score: float
-    adjusted_score: float
+    With no parsed score at all, the scores are ``None`` (never the worst grade): ``n_dropped`` says how many
+    judge replies could not be parsed.
+    """
+
+    score: float | None
+    adjusted_score: float | None
     task_categorized_scores: dict[str, float]
-    task_macro_score: float
+    task_macro_score: float | None
     total: int
     n_dropped: int = 0
 
@@ -207,7 +221,8 @@ class ScoreReport:
         return {"score": self.score, "adjusted_score": self.adjusted_score,
                 "task_categorized_scores": self.task_categorized_scores,
                 "task_macro_score": self.task_macro_score, "adjusted_task_macro_score": self.task_macro_score,
-                "total": self.total, "n_dropped": self.n_dropped}
+                "missing_categories": missing_categories(self.task_categorized_scores),
+                "total": self.total, "n_dropped": self.n_dropped, "parse_failures": self.n_dropped}
 
 
 def adjusted(score: float) -> float:
@@ -229,6 +244,8 @@ def wb_score(items: Iterable[tuple[float, str, Sequence[str]]], *, n_dropped: in
         if is_skipped(text) is None:
             for g in groups:
                 per_cat.setdefault(g, []).append(s)
-    mean = sum(scores) / len(scores) if scores else 0.0
+    if not scores:
+        return ScoreReport(None, None, {}, None, 0, n_dropped)
+    mean = sum(scores) / len(scores)
     cats = {g: adjusted(sum(v) / len(v)) for g, v in per_cat.items()}
     return ScoreReport(mean, adjusted(mean), cats, task_macro(cats), len(scores), n_dropped)

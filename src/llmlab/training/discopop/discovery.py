@@ -8,7 +8,6 @@ and an import allow-list; the fitness or the error goes back to the proposer. Se
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -33,6 +32,7 @@ from llmlab.training.discopop.prompts import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from llmlab.backends.model import Model
+    from llmlab.sandbox import SandboxProcess
 
 ALLOWED_IMPORTS = ("torch", "math", "numpy")
 
@@ -95,6 +95,9 @@ def parse_proposal(text: str) -> tuple[str, str, str]:
 class SandboxWorker:
     """A worker process that validates and scores candidate losses, restarted after a timeout or crash.
 
+    The worker runs in :class:`llmlab.sandbox.SandboxProcess` (no network, scrubbed environment, its own
+    directory and uid, whole tree killed on close).
+
     Requests and replies are JSON lines on the worker's stdin/stdout; the candidate's own prints go to
     the worker's stderr. A request that does not answer within ``timeout`` seconds kills the worker
     (by its pid; it is our child) and the candidate is rejected.
@@ -108,14 +111,20 @@ class SandboxWorker:
         self.timeout = timeout
         self.beta = beta
         self._proc: subprocess.Popen[str] | None = None
+        self._box: SandboxProcess | None = None
 
     def _start(self) -> subprocess.Popen[str]:
         if self._proc is None or self._proc.poll() is not None:
-            env = {**os.environ, "OMP_NUM_THREADS": "1"}
-            self._proc = subprocess.Popen(
+            from llmlab.sandbox import Limits, SandboxProcess, python_env
+
+            self.close()
+            # llmlab.sandbox: no network, scrubbed environment, own directory, processes limited; no
+            # address-space limit (importing torch reserves far more virtual memory than it uses).
+            self._box = SandboxProcess(
                 [sys.executable, "-c", "from llmlab.training.discopop.discovery import worker_main; worker_main()"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+                env={**python_env(), "OMP_NUM_THREADS": "1"}, limits=Limits(memory=None),
             )
+            self._proc = self._box.proc
             self._request({"op": "ping"}, startup=True)
         return self._proc
 
@@ -150,11 +159,10 @@ class SandboxWorker:
                              timeout=timeout)
 
     def close(self) -> None:
-        if self._proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                self._proc.kill()
-            self._proc.wait()
-            self._proc = None
+        if self._box is not None:
+            self._box.close()
+            self._box = None
+        self._proc = None
 
     def __enter__(self) -> SandboxWorker:
         return self

@@ -61,8 +61,10 @@ def discopop_loss(
     torch = _torch()
     F = torch.nn.functional
     rho = beta * _logits(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps)
-    m = torch.sigmoid(rho / tau)
-    return (1 - m) * -F.logsigmoid(rho) + m * torch.exp(-rho.clamp(min=-50.0))
+    # (1 − m)·(−log σ(ρ)) + m·exp(−ρ), with m = σ(ρ/τ) and 1 − m = σ(−ρ/τ); the exponential part is
+    # computed as exp(log σ(ρ/τ) − ρ), equal to TRL's m·exp(−ρ) wherever that is finite, without its overflow
+    # (inf·0 = nan) at very negative ρ and without changing the value anywhere (no clamp).
+    return torch.sigmoid(-rho / tau) * -F.logsigmoid(rho) + torch.exp(F.logsigmoid(rho / tau) - rho)
 
 
 def discopop_grad(
@@ -85,10 +87,10 @@ def discopop_grad(
     F = torch.nn.functional
     rho = beta * _logits(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps)
     m = torch.sigmoid(rho / tau)
-    dm = m * (1 - m) / tau
-    e = torch.exp(-rho.clamp(min=-50.0))
-    de = torch.where(rho < -50.0, torch.zeros_like(e), -e)  # d exp(-max(ρ, -50)) / dρ
-    d_rho = dm * (e - F.softplus(-rho)) - (1 - m) * torch.sigmoid(-rho) + m * de
+    one_minus_m = torch.sigmoid(-rho / tau)
+    dm = m * one_minus_m / tau
+    me = torch.exp(F.logsigmoid(rho / tau) - rho)  # m·exp(−ρ), stably
+    d_rho = dm * F.logsigmoid(rho) - one_minus_m * torch.sigmoid(-rho) + me * (one_minus_m / tau - 1)
     return beta * d_rho
 
 
@@ -116,13 +118,17 @@ def ipo_loss(pc: torch.Tensor, pr: torch.Tensor, rc: torch.Tensor, rr: torch.Ten
 
 def kto_pair_loss(pc: torch.Tensor, pr: torch.Tensor, rc: torch.Tensor, rr: torch.Tensor,
                   beta: float = 0.05) -> torch.Tensor:
-    """KTO-pair (the paired form used as a seed in the paper): batch-mean KL anchors, clamped at 0."""
+    """KTO-pair (the paired form used as a seed in the paper): batch-mean KL anchors, clamped at 0.
+
+    Per pair, the mean of its chosen and rejected terms: TRL averages the 2B terms of a batch, so the mean
+    of these (B,) losses equals TRL's batch loss (their sum would be exactly twice it).
+    """
     torch = _torch()
     chosen_kl = (pc - rc).mean().clamp(min=0)
     rejected_kl = (pr - rr).mean().clamp(min=0)
     chosen = 1 - torch.sigmoid(beta * ((pc - rc) - rejected_kl))
     rejected = 1 - torch.sigmoid(beta * (chosen_kl - (pr - rr)))
-    return chosen + rejected
+    return (chosen + rejected) / 2
 
 
 def cell_loss(pc: torch.Tensor, pr: torch.Tensor, rc: torch.Tensor, rr: torch.Tensor,
