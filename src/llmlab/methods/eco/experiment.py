@@ -270,5 +270,7 @@ def experiment_eco_unlearning(quick: bool = False, seed: int = 0) -> dict[str, A
     }
     holds = bool(res["retain_set"]["eco_identical_to_full"] and res["zo"]["f_final"] < res["zo"]["f_initial"]
                  and closer)
-    return {"experiment": "eco_unlearning", "runs": {}, "measured": measured, "claim_direction_holds": holds,
+    # "runs" without training histories: `llmlab lab experiment` then plots the measured numbers as bars
+    return {"experiment": "eco_unlearning", "runs": {"eco": {"sigma_star": res["zo"]["sigma_star"]}},
+            "measured": measured, "claim_direction_holds": holds,
             "result": res}
