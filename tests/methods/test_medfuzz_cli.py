@@ -33,3 +33,15 @@ def test_bad_option_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
                                     "-p", "max_turns=0"])
     err = capsys.readouterr().err
     assert code != 0 and "max_turns" in err and len(err.strip().splitlines()) == 1
+
+
+def test_mmlu_redux_medical_subjects(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "fuzz.jsonl"
+    code = main(["medfuzz", "run", "--task", "mmlu_redux", "-t", "subjects=[clinical_knowledge]",
+                 "--target", "mock:text=Answer: A", "--attacker", "mock:text=<question>rewrite</question>",
+                 "--limit", "4", "-p", "max_turns=1", "-p", "n_controls=0", "--out", str(out), "--json"])
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 4 and all(r["id"].startswith("clinical_knowledge/") for r in rows)
+    assert [r["original_correct"] for r in rows] == [r["answer"] == "A" for r in rows]
