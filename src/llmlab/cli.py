@@ -7,6 +7,7 @@ bug shows a traceback. Subcommand groups owned by a paper's module (``lab``, ``g
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import sys
@@ -75,11 +76,12 @@ def cli(verbose: bool) -> None:
 
 # -- shared options ------------------------------------------------------------------------------------
 
-def model_options(f: Any) -> Any:
-    """Options that build the Model stack (shared by eval and run)."""
+def model_options(f: Any, *, many: bool = False) -> Any:
+    """Options that build the Model stack (shared by eval and run); ``many``: ``--model`` may repeat."""
     opts = [
-        click.option("--model", "-m", "model_spec", required=True,
-                     help="openai:<model>@<url>[,<url>...] | hf:<id or path> | mock:<script>"),
+        click.option("--model", "-m", "model_spec", required=True, multiple=many,
+                     help="openai:<model>@<url>[,<url>...] | hf:<id or path> | mock:<script>"
+                          + (" (repeat for an eval matrix)" if many else "")),
         click.option("--role", "roles", multiple=True, metavar="NAME=SPEC",
                      help="A named role's model (repeat a name for a list, e.g. MoA proposers)."),
         click.option("--cache/--no-cache", default=False, help="Cache responses in SQLite (complete keys)."),
@@ -150,7 +152,7 @@ def _system_json(s: Any) -> dict[str, Any]:
 @cli.command("eval")
 @click.argument("task")
 @click.option("--method", default="direct", show_default=True)
-@model_options
+@functools.partial(model_options, many=True)
 @click.option("-t", "task_params", multiple=True, metavar="KEY=VALUE", help="Task config (YAML values).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder with <dataset>/ files.")
 @click.option("--data", "data_file", type=click.Path(dir_okay=False), default=None,
@@ -163,15 +165,33 @@ def _system_json(s: Any) -> dict[str, Any]:
               help="Seed every sampler: each request's seed (backends fold in the sample index) and seeded task/"
                    "method configs; part of the run's identity. Default: none sent, as the official code.")
 @click.option("--progress/--no-progress", default=True)
+@click.option("--transcripts/--no-transcripts", default=True, show_default=True,
+              help="Store every model call's request and response with its item (for llmlab view).")
 def eval_cmd(task: str, method: str, data_dir: str | None, data_file: str | None, limit: int | None, concurrency: int,
              run_id: str | None, runs_dir: str, seed: int | None, progress: bool, task_params: tuple[str, ...],
-             **model_kw: Any) -> None:
-    """Evaluate METHOD on TASK, one stored row per item; re-run with --run-id to resume."""
-    from llmlab.runner import EvalSpec, run_eval
+             transcripts: bool, model_spec: tuple[str, ...], **model_kw: Any) -> None:
+    """Evaluate METHOD on TASK, one stored row per item; re-run with --run-id to resume.
 
-    spec = EvalSpec(task=task, method=method, task_params=list(task_params), data_dir=data_dir, data=data_file,
-                    limit=limit,
-                    concurrency=concurrency, run_id=run_id, runs_dir=runs_dir, seed=seed, **model_kw)
+    TASK may be a comma-separated list and --model may repeat: every task x model cell is then its own run,
+    and one table of score ± 95% CI per cell is printed.
+    """
+    from llmlab.runner import EvalSpec, eval_matrix, matrix_summary, run_eval
+
+    tasks = [t.strip() for t in task.split(",") if t.strip()]
+    spec = EvalSpec(task=tasks[0] if tasks else task, method=method, task_params=list(task_params),
+                    data_dir=data_dir, data=data_file, limit=limit, concurrency=concurrency, run_id=run_id,
+                    runs_dir=runs_dir, seed=seed, transcripts=transcripts, model_spec=model_spec[0], **model_kw)
+    if len(tasks) != 1 or len(model_spec) != 1:
+        summaries = eval_matrix(spec, tasks, list(dict.fromkeys(model_spec)), progress=progress)
+        click.echo(matrix_summary(summaries))
+        failed = [s for s in summaries if s.n_errors]
+        if failed:
+            raise LabError(
+                f"{sum(s.n_errors for s in failed)} items failed in {len(failed)} of {len(summaries)} runs "
+                f"(first: {failed[0].run_id}: {failed[0].errors[0]}); re-run a cell with its --run-id to retry them"
+                + (f", or the whole matrix with --run-id {run_id}" if run_id is not None else "")
+            )
+        return
     summary = run_eval(spec, progress=progress)
     click.echo(summary.render())
     if summary.n_errors:

@@ -41,7 +41,8 @@ from llmlab.core.errors import (
 )
 from llmlab.core.jsonl import read_jsonl
 from llmlab.core.registry import METHODS, TASKS
-from llmlab.core.runstore import ItemRow, RunStore
+from llmlab.core.runstore import ItemRow, RunStore, call_rows
+from llmlab.core.transcripts import call_trace, message_to_dict
 from llmlab.methods.base import Method, OracleMethod
 from llmlab.tasks.base import Task
 
@@ -165,6 +166,7 @@ class EvalSpec:
     prices: str | None = None
     max_retries: int = 6
     timeout: float | None = None
+    transcripts: bool = True  # store every call's request and response with its item
 
 
 @dataclass
@@ -186,6 +188,7 @@ class RunSummary:
     cache_hits: int
     wall_s: float
     errors: list[str] = field(default_factory=list)
+    estimates: dict[str, Any] = field(default_factory=dict)  # metric -> llmlab.stats.inference.Estimate
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -194,7 +197,8 @@ class RunSummary:
             "errors": self.n_errors, "new_this_session": self.new_items, "calls": self.calls,
             "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
             "cost_usd": round(self.cost, 6), "cache_hits": self.cache_hits, "wall_s": round(self.wall_s, 3),
-            "aggregate": self.aggregate, "store": str(self.root / "run.sqlite"),
+            "aggregate": self.aggregate, "stderr": {k: e.to_dict() for k, e in self.estimates.items()},
+            "store": str(self.root / "run.sqlite"),
         }
 
     def render(self) -> str:
@@ -207,11 +211,15 @@ class RunSummary:
         table = Table(title=f"run {self.run_id}", show_header=False)
         table.add_column("key")
         table.add_column("value")
+        from llmlab.stats.runs import render_estimates
+
         for k, v in d.items():
             if k == "aggregate":
                 for ak, av in v.items():
                     table.add_row(ak, _fmt(av))
-            else:
+                for label, text in render_estimates(self.estimates):
+                    table.add_row(label, text)
+            elif k != "stderr":
                 table.add_row(k, _fmt(v))
         buf = StringIO()
         Console(file=buf, width=100).print(table)
@@ -374,10 +382,12 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
         error: str | None = None
         trace: dict[str, Any] = {}
         query: Query | None = None
+        n_solve_calls = 0
         with recording() as rec:
             try:
                 query = task.prompt(item)
                 solution = await solve_item(method, task, item, query, roles)
+                n_solve_calls = len(rec.calls)  # the rest are the scorer's (a judge's) calls
                 answer = solution.answer if solution.answer is not None else solution.text
                 score = await task.ascore(item, answer, roles)
             except RUN_STOPPING_ERRORS:
@@ -388,6 +398,10 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
                                   "traceback": traceback.format_exc(limit=30)}
         if solution is not None:
             trace = {**solution.trace, **trace}
+        blobs = store if spec.transcripts else None
+        call_traces = [call_trace(r, blobs) for r in rec.calls]
+        if solution is not None:
+            solution.calls = call_traces[:n_solve_calls]
         store.write(ItemRow(
             item_id=item.id, idx=idx, prompt_hash=prompt_hash(query) if query is not None else "",
             answer=solution.answer if solution else None, text=solution.text if solution else None,
@@ -396,8 +410,12 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
             calls=rec.n_calls, prompt_tokens=rec.prompt_tokens, completion_tokens=rec.completion_tokens,
             cost=rec.cost, latency_s=time.perf_counter() - t0, cache_hits=rec.cache_hits,
             retries=rec.retries, error=error,
-            trace=trace,
-        ))
+            trace=trace, cluster=score.cluster if score else None,
+            traceback=trace["error"]["traceback"] if "error" in trace else None,
+            query=[message_to_dict(m, blobs) for m in query.messages] if query is not None and spec.transcripts
+            else None,
+            target=item.target,
+        ), call_rows(item.id, rec.calls, blobs, call_traces) if spec.transcripts else [])
         stats["new"] += 1
         if error is not None:
             stats["errors"] += 1
@@ -437,6 +455,44 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
     return summary
 
 
+def eval_matrix(spec: EvalSpec, tasks: Sequence[str], models: Sequence[str], *,
+                progress: bool = False) -> list[RunSummary]:
+    """Run every task × model cell as its own run (own run id and store), one after another.
+
+    ``spec`` gives everything else; with ``spec.run_id`` set, cell ``(task, j)`` is the run
+    ``<run-id>-<task>-m<j>``, so re-running the same matrix with the same id resumes every cell.
+    Mistakes found before a run starts (an unknown task, a bad parameter) stop the matrix before any cell.
+    """
+    from dataclasses import replace
+
+    if not tasks or not models:
+        raise ConfigError("an eval matrix needs at least one task and one --model")
+    for name in tasks:
+        TASKS.get(name)  # an unknown task is one line before any cell runs
+    if spec.run_id is not None:
+        check_run_id(spec.run_id)
+    cells = []
+    for name in tasks:
+        for j, model in enumerate(models):
+            run_id = None if spec.run_id is None else check_run_id(f"{spec.run_id}-{name}-m{j}")
+            cells.append(replace(spec, task=name, model_spec=model, run_id=run_id))
+    return [run_eval(cell, progress=progress) for cell in cells]
+
+
+def matrix_summary(summaries: Sequence[RunSummary]) -> str:
+    """The one table of an eval matrix: score ± 95% CI per task × model."""
+    from llmlab.stats.runs import matrix_table
+
+    cells = []
+    for s in summaries:
+        est = s.estimates.get("accuracy", s.estimates.get("score"))
+        if est is None:
+            est = next(iter(s.estimates.values()), None)
+        cells.append({"task": s.manifest["task"], "model": s.manifest["model"], "run_id": s.run_id,
+                      "estimate": est, "errors": s.n_errors})
+    return matrix_table(cells)
+
+
 class _Bar:
     def __init__(self, total: int, done: int, run_id: str) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -473,12 +529,17 @@ def summarize(store: RunStore, task: Task, manifest: dict[str, Any], *, new_item
     aggregate: dict[str, Any] = task.aggregate([_score_of(r) for r in ok]) if ok else {"n": 0}
     aggregate.update(oracle_metrics(ok, manifest))
     aggregate = _relabel_ground_truth(aggregate, manifest)
+    from llmlab.stats.runs import run_estimates
+
+    estimates = run_estimates(ok)
+    if manifest.get("answer_uses_ground_truth"):  # same relabelling as the aggregate: never called accuracy
+        estimates = {f"oracle_{k}": v for k, v in estimates.items()}
     return RunSummary(
         run_id=manifest["run_id"], root=store.root, manifest=manifest, aggregate=aggregate, n_items=len(rows),
         n_scored=len(ok), n_errors=len(errs), new_items=new_items, calls=sum(r.calls for r in rows),
         prompt_tokens=sum(r.prompt_tokens for r in rows), completion_tokens=sum(r.completion_tokens for r in rows),
         cost=sum(r.cost for r in rows), cache_hits=sum(r.cache_hits for r in rows), wall_s=wall_s,
-        errors=[f"{r.item_id}: {r.error}" for r in errs],
+        errors=[f"{r.item_id}: {r.error}" for r in errs], estimates=estimates,
     )
 
 
@@ -669,4 +730,5 @@ def run_one(method_name: str, question: str, *, model_spec: str, roles: Sequence
     return "\n".join(lines)
 
 
-__all__ = ["EvalSpec", "LabError", "RunSummary", "eval_async", "report", "run_eval", "run_one", "score_file"]
+__all__ = ["EvalSpec", "LabError", "RunSummary", "eval_async", "eval_matrix", "matrix_summary", "report", "run_eval",
+           "run_one", "score_file"]

@@ -33,6 +33,10 @@ CORE: tuple[System, ...] = (
           "Generate benchmark instances (NATURAL PLAN, ToT-Semantic)."),
         P("command", "data", "llmlab.tasks.data_cli:data",
           "Inspect benchmark data (e.g. MMLU-Redux error statistics)."),
+        P("command", "compare", "llmlab.stats.runs:compare_command",
+          "Paired difference of two runs on their shared items, with its 95% CI and paired tests."),
+        P("command", "view", "llmlab.web.viewer:view_command",
+          "Open a local web viewer of the runs: transcripts, filters, two runs side by side."),
     )),
     System("GSM8K", "2110.14168", "task", "openai/grade-school-math", "tasks/gsm8k.py", "works",
            "grade-school math with robust answer extraction", (

@@ -52,3 +52,26 @@ def test_config_is_frozen():
 
     with pytest.raises(ValidationError):
         cfg.n = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("params,needle", [
+    (["k=100000000"], "k must be between 0 and 100000, got 100000000"),
+    (["temperature=7"], "temperature must be between 0 and 5"),
+    (["k=-3"], "greater than or equal to 1"),  # the field's own constraint comes first
+])
+def test_generic_bounds_refuse_unbounded_counts_and_bad_sampling(params, needle):
+    from llmlab.methods.self_consistency import SelfConsistencyConfig
+
+    with pytest.raises(ConfigError) as exc:
+        build_config(SelfConsistencyConfig, params)
+    assert str(exc.value) == f"SelfConsistencyConfig: {needle}" or needle in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_probability_fields_above_one_are_refused():
+    class Gen(LabConfig):
+        event_rate: float = 0.3
+
+    with pytest.raises(ConfigError, match="event_rate must be a probability"):
+        build_config(Gen, ["event_rate=1.5"])
+    assert build_config(Gen, ["event_rate=1.0"]).event_rate == 1.0

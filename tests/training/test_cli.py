@@ -64,3 +64,18 @@ def test_unknown_experiment_is_a_usage_error(capsys):
     rc = main(["lab", "experiment", "nope"])
     assert rc == 2
     assert "nope" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--steps", "0"], "--steps (training option steps) must be between 1 and"),
+    (["--seq-len", "-1"], "--seq-len (training option seq_len) must be between 2 and"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["-p", "lr=-0.1"], "--lr"),
+    (["--moe", "2", "--moe-top-k", "3"], "cannot exceed"),
+])
+def test_bad_training_values_are_one_line(capsys, args, needle):
+    from llmlab.cli import main
+
+    assert main(["lab", "train", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err and "Traceback" not in err

@@ -42,7 +42,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class CallRecord:
-    """One call as the ledger saw it."""
+    """One call as the ledger saw it, with the request sent and the response received.
+
+    ``request``/``response`` are the objects themselves (no copy, no serialisation on the hot path); the
+    run store turns them into JSON-able transcripts (:mod:`llmlab.core.transcripts`) only when it keeps
+    transcripts. A call that failed after its retries has ``response=None`` and ``error`` set.
+    """
 
     model: str
     prompt_tokens: int
@@ -51,6 +56,9 @@ class CallRecord:
     latency_s: float
     cached: bool
     retries: int
+    request: GenerateRequest | None = None
+    response: GenerateResponse | None = None
+    error: str | None = None
 
 
 @dataclass
@@ -227,8 +235,18 @@ class Model:
         self.backend.check(request)
         self.ledger.check()
         start = time.perf_counter()
-        async with self._limiter:
-            response, retries = await self._with_retry(request)
+        attempts = [0]
+        try:
+            async with self._limiter:
+                response, retries = await self._with_retry(request, attempts)
+        except Exception as exc:  # re-raised below; recorded so the failed call is in the item's transcript
+            recorders = _RECORDERS.get()
+            if recorders:
+                failed = CallRecord(self.name, 0, 0, 0.0, time.perf_counter() - start, False,
+                                    attempts[0], request, None, f"{type(exc).__name__}: {exc}")
+                for r in recorders:
+                    r.calls.append(failed)
+            raise
         response.latency_s = time.perf_counter() - start
         cost = self.ledger.add(self.name, response)
         recorders = _RECORDERS.get()
@@ -241,14 +259,17 @@ class Model:
                 response.latency_s,
                 response.cached,
                 retries,
+                request,
+                response,
             )
             for r in recorders:
                 r.calls.append(rec)
         return response
 
-    async def _with_retry(self, request: GenerateRequest) -> tuple[GenerateResponse, int]:
+    async def _with_retry(self, request: GenerateRequest, attempts: list[int]) -> tuple[GenerateResponse, int]:
         attempt = 0
         while True:
+            attempts[0] = attempt
             try:
                 return await self._cached(request), attempt
             except BackendError as exc:

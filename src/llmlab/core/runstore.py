@@ -1,16 +1,24 @@
 """The run store: one SQLite file per run, one row per item, committed as each item finishes.
 
-Layout: ``<runs_dir>/<run_id>/run.sqlite`` (tables ``meta`` and ``items``) and ``manifest.json``. A crash
-loses at most the items in flight; re-opening the same run id resumes with the items that have no row or
-an error row (lm-evaluation-harness ``evaluation_tracker.py`` keeps records the same way).
+Layout: ``<runs_dir>/<run_id>/run.sqlite`` (tables ``meta``, ``items``, ``calls`` and ``blobs``) and
+``manifest.json``. A crash loses at most the items in flight; re-opening the same run id resumes with the
+items that have no row or an error row (lm-evaluation-harness ``evaluation_tracker.py`` keeps records the
+same way).
+
+Transcripts: ``calls`` holds every model call an item made (request and response as JSON, see
+:mod:`llmlab.core.transcripts`), written in the same transaction as the item's row, so a row never
+exists without its transcript. Inline images live once per run in ``blobs`` (SHA-256 → bytes). Stores
+written before a column or table existed are upgraded in place when opened for writing, and read as they
+are when opened read-only (the viewer).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,9 +46,31 @@ CREATE TABLE IF NOT EXISTS items (
     retries INTEGER,
     error TEXT,
     trace TEXT,
-    finished_at REAL
+    finished_at REAL,
+    cluster TEXT,
+    traceback TEXT,
+    query TEXT,
+    target TEXT
 );
+CREATE TABLE IF NOT EXISTS calls (
+    item_id TEXT,
+    seq INTEGER,
+    model TEXT,
+    request TEXT,
+    response TEXT,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    latency_s REAL,
+    cached INTEGER,
+    retries INTEGER,
+    error TEXT,
+    PRIMARY KEY (item_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blobs (sha256 TEXT PRIMARY KEY, mime TEXT, data BLOB);
 """
+# Columns added after the first stores were written: (name, SQL type) → ALTER TABLE on open.
+_ADDED_COLUMNS = (("cluster", "TEXT"), ("traceback", "TEXT"), ("query", "TEXT"), ("target", "TEXT"))
+_JSON_COLUMNS = ("details", "trace", "query", "target")
 
 
 @dataclass
@@ -66,10 +96,33 @@ class ItemRow:
     error: str | None
     trace: dict[str, Any]
     finished_at: float = 0.0
+    cluster: str | None = None
+    traceback: str | None = None
+    query: list[dict[str, Any]] | None = None  # the item's messages (transcript dicts), when transcripts are on
+    target: Any = None  # the item's reference, JSON-able
+
+
+@dataclass
+class CallRow:
+    """One model call of an item, as stored (request/response are transcript dicts)."""
+
+    item_id: str
+    seq: int
+    model: str
+    request: dict[str, Any]
+    response: dict[str, Any] | None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    cached: bool = False
+    retries: int = 0
+    error: str | None = None
 
 
 _COLUMNS = tuple(ItemRow.__dataclass_fields__)
 _INSERT = f"INSERT OR REPLACE INTO items ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
+_CALL_COLUMNS = tuple(CallRow.__dataclass_fields__)
+_INSERT_CALL = f"INSERT INTO calls ({', '.join(_CALL_COLUMNS)}) VALUES ({', '.join('?' for _ in _CALL_COLUMNS)})"
 
 
 class RunStore:
@@ -77,6 +130,7 @@ class RunStore:
 
     Args:
         root: The run's folder (created if missing).
+        readonly: Open an existing store without writing anything (no schema upgrade): the viewer.
 
     Example:
         >>> import tempfile
@@ -85,15 +139,30 @@ class RunStore:
         set()
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, readonly: bool = False) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
         self.path = root / "run.sqlite"
-        self._db = sqlite3.connect(self.path, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        self._db.commit()
+        self.readonly = readonly
+        if readonly:
+            if not self.path.exists():
+                raise ConfigError(f"no run store at {self.path}")
+            self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30,
+                                       check_same_thread=False)
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+            have = {r[1] for r in self._db.execute("PRAGMA table_info(items)")}
+            for name, kind in _ADDED_COLUMNS:
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
+            self._db.commit()
+        self._item_columns = tuple(
+            c for c in _COLUMNS if c in {r[1] for r in self._db.execute("PRAGMA table_info(items)")})
+        self._has_calls = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='calls'").fetchone() is not None
 
     # -- manifest ----------------------------------------------------------------------------------
 
@@ -127,27 +196,110 @@ class RunStore:
         """Items finished without error (the ones a resume skips)."""
         return {r[0] for r in self._db.execute("SELECT item_id FROM items WHERE error IS NULL")}
 
-    def write(self, row: ItemRow) -> None:
-        """Insert or replace one item's row and commit at once (nothing lost on a crash)."""
+    def write(self, row: ItemRow, calls: Sequence[CallRow] | None = None) -> None:
+        """Insert or replace one item's row (and, when given, its calls) and commit at once.
+
+        ``calls=None`` leaves the item's stored calls alone; a list (even empty) replaces them, in the
+        same transaction as the row.
+        """
         values = [getattr(row, name) for name in _COLUMNS]  # not asdict(): it deep-copies every trace
-        values[_COLUMNS.index("details")] = json.dumps(row.details, default=str)
-        values[_COLUMNS.index("trace")] = json.dumps(row.trace, default=str)
+        for name in _JSON_COLUMNS:
+            values[_COLUMNS.index(name)] = json.dumps(getattr(row, name), default=str)
         values[_COLUMNS.index("correct")] = None if row.correct is None else int(row.correct)
         values[_COLUMNS.index("finished_at")] = time.time()
-        self._db.execute(_INSERT, values)
-        self._db.commit()
+        with self._db:  # one transaction: the row and its transcript together
+            self._db.execute(_INSERT, values)
+            if calls is not None:
+                self._db.execute("DELETE FROM calls WHERE item_id = ?", (row.item_id,))
+                self._db.executemany(_INSERT_CALL, [
+                    (c.item_id, c.seq, c.model, json.dumps(c.request, default=str),
+                     None if c.response is None else json.dumps(c.response, default=str), c.prompt_tokens,
+                     c.completion_tokens, c.latency_s, int(c.cached), c.retries, c.error)
+                    for c in calls
+                ])
+
+    def _row(self, r: tuple[Any, ...]) -> ItemRow:
+        d = dict(zip(self._item_columns, r, strict=True))
+        d["details"] = json.loads(d["details"]) if d["details"] else {}
+        d["trace"] = json.loads(d["trace"]) if d["trace"] else {}
+        for name in ("query", "target"):
+            if d.get(name) is not None:
+                d[name] = json.loads(d[name])
+        d["correct"] = None if d["correct"] is None else bool(d["correct"])
+        return ItemRow(**d)
 
     def rows(self) -> Iterator[ItemRow]:
-        cur = self._db.execute(f"SELECT {', '.join(ItemRow.__dataclass_fields__)} FROM items ORDER BY idx")
-        for r in cur:
-            d = dict(zip(ItemRow.__dataclass_fields__, r, strict=True))
-            d["details"] = json.loads(d["details"]) if d["details"] else {}
-            d["trace"] = json.loads(d["trace"]) if d["trace"] else {}
-            d["correct"] = None if d["correct"] is None else bool(d["correct"])
-            yield ItemRow(**d)
+        cur = self._db.execute(f"SELECT {', '.join(self._item_columns)} FROM items ORDER BY idx")
+        for r in cur.fetchall():
+            yield self._row(r)
+
+    def row(self, item_id: str) -> ItemRow | None:
+        """One item's row, or ``None``."""
+        r = self._db.execute(f"SELECT {', '.join(self._item_columns)} FROM items WHERE item_id = ?",
+                             (item_id,)).fetchone()
+        return None if r is None else self._row(r)
+
+    # -- transcripts -------------------------------------------------------------------------------
+
+    def put_blob(self, data: bytes, mime: str) -> str:
+        """Store a blob once (content-addressed); returns its SHA-256. Committed with the next row."""
+        digest = hashlib.sha256(data).hexdigest()
+        self._db.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?, ?)", (digest, mime, data))
+        return digest
+
+    def blob(self, sha256: str) -> tuple[str, bytes] | None:
+        """``(mime, bytes)`` of a stored blob, or ``None``."""
+        if not self._has_calls:
+            return None
+        r = self._db.execute("SELECT mime, data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
+        return None if r is None else (str(r[0]), bytes(r[1]))
+
+    def calls(self, item_id: str) -> list[CallRow]:
+        """The item's stored model calls, in the order they finished."""
+        if not self._has_calls:
+            return []
+        cur = self._db.execute(f"SELECT {', '.join(_CALL_COLUMNS)} FROM calls WHERE item_id = ? ORDER BY seq",
+                               (item_id,))
+        out = []
+        for r in cur.fetchall():
+            d = dict(zip(_CALL_COLUMNS, r, strict=True))
+            d["request"] = json.loads(d["request"]) if d["request"] else {}
+            d["response"] = json.loads(d["response"]) if d["response"] else None
+            d["cached"] = bool(d["cached"])
+            out.append(CallRow(**d))
+        return out
+
+    def n_transcribed(self) -> int:
+        """Calls with a stored transcript."""
+        if not self._has_calls:
+            return 0
+        return int(self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()
+
+
+def call_rows(item_id: str, records: Sequence[Any], blobs: Any | None,
+              traces: Sequence[Any] | None = None) -> list[CallRow]:
+    """The :class:`CallRow` transcripts of an item's recorded calls (:class:`~llmlab.backends.model.CallRecord`).
+
+    Args:
+        item_id: The item.
+        records: Its recorder's calls, in order.
+        blobs: Where inline images go (the store itself); ``None`` drops them to placeholders.
+        traces: The records' :class:`~llmlab.core.contracts.CallTrace` when already built (the runner
+            builds them once for ``Solution.calls``); built here otherwise.
+    """
+    from llmlab.core.transcripts import call_trace
+
+    if traces is None:
+        traces = [call_trace(r, blobs) for r in records]
+    return [
+        CallRow(item_id=item_id, seq=i, model=t.model, request=t.request, response=t.response,
+                prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens, latency_s=r.latency_s,
+                cached=r.cached, retries=r.retries, error=r.error)
+        for i, (t, r) in enumerate(zip(traces, records, strict=True))
+    ]

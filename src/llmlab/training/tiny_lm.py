@@ -31,7 +31,7 @@ import sysconfig
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from llmlab.core.errors import ConfigError, DataError
 from llmlab.models._deps import require_torch
@@ -116,7 +116,35 @@ class TrainConfig:
         bad = sorted(set(d) - names)
         if bad:
             raise ConfigError(f"unknown training option(s) {bad}. Available: {', '.join(sorted(names))}")
-        return cls(**d)
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    # (field, lowest allowed, highest allowed): counts a user can get wrong, refused with one line
+    _BOUNDS: ClassVar[tuple[tuple[str, float, float], ...]] = (
+        ("steps", 1, 10_000_000), ("seq_len", 2, 1_000_000), ("batch_size", 1, 65_536), ("n_layer", 1, 512),
+        ("n_embd", 1, 65_536), ("n_head", 1, 1024), ("intermediate_size", 1, 1_000_000),
+        ("local_window", 1, 1_000_000), ("d_state", 1, 4096), ("moe_experts", 0, 4096), ("moe_top_k", 1, 4096),
+        ("warmup", 0, 10_000_000), ("threads", 1, 1024), ("eval_windows", 1, 1_000_000),
+        ("log_every", 1, 10_000_000), ("max_corpus_bytes", 1024, 1 << 40), ("lr", 0.0, 10.0),
+        ("grad_clip", 0.0, 1e9), ("weight_decay", 0.0, 10.0),
+    )
+
+    def validate(self) -> None:
+        """Refuse values no run can use, with one line naming the option and its range.
+
+        Raises:
+            ConfigError: A count or rate out of range, or an inconsistent combination.
+        """
+        for name, lo, hi in self._BOUNDS:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+                flag = name.replace("_", "-")
+                raise ConfigError(f"--{flag} (training option {name}) must be between {lo} and {hi}, got {v!r}")
+        if self.n_embd % self.n_head:
+            raise ConfigError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        if self.moe_experts and self.moe_top_k > self.moe_experts:
+            raise ConfigError(f"--moe-top-k ({self.moe_top_k}) cannot exceed --moe ({self.moe_experts}) experts")
 
     def model_config(self) -> Any:
         """The :class:`~llmlab.models.samba.SambaConfig` of this run."""
