@@ -479,7 +479,7 @@ class ConfidenceConfig(LabConfig):
     """
 
     perturbations: tuple[str, ...] = ("sd", "pp", "qr", "sr", "efa", "icp", "vc")
-    samples: int = Field(default=5, ge=1)
+    samples: int = Field(default=5, ge=1, le=1000)
     temperature: float = Field(default=1.0, ge=0.0)
     max_tokens: int = Field(default=64, ge=1)
     pivot_languages: tuple[str, ...] = ("French", "German", "Spanish")

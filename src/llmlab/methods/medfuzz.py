@@ -177,13 +177,13 @@ class MedFuzzConfig(LabConfig):
         concurrency: Items fuzzed at once (the Models' own limits still hold).
     """
 
-    max_turns: int = Field(default=5, ge=1)
-    n_controls: int = Field(default=10, ge=0)
+    max_turns: int = Field(default=5, ge=1, le=1000)
+    n_controls: int = Field(default=10, ge=0, le=100_000)
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
     attacker_temperature: float = Field(default=0.7, ge=0.0)
     target_temperature: float = Field(default=0.0, ge=0.0)
     max_tokens: int = Field(default=1024, ge=1)
-    concurrency: int = Field(default=8, ge=1)
+    concurrency: int = Field(default=8, ge=1, le=100_000)
 
 
 def permutation_p_value(control_failures: int, n_controls: int) -> float:
