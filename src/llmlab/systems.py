@@ -79,7 +79,7 @@ SYSTEMS: tuple[System, ...] = (
     System("Visual Sketchpad", "2406.09403", "method", "Yushi-Hu/VisualSketchpad", "methods/sketchpad.py",
            "planned"),
     System("ECO unlearning", "2406.07933", "method", "chrisliu298/llm-unlearn-eco", "methods/eco/", "partial",
-           "hf-hook ECO (flagged only, weights intact), ZO sigma, TOFU metrics = official; tiny-LM claim partial", (
+           "hf-hook ECO (flagged only, weights intact), TOFU metrics = official; tiny-LM forget quality 0.004 < 0.05", (
                P("command", "eco", "llmlab.methods.eco.cli:eco",
                  "ECO unlearning: tiny-LM experiment, TOFU metrics, prompt classifier."),
                P("experiment", "eco_unlearning", "llmlab.methods.eco.experiment:experiment_eco_unlearning"),
