@@ -1,6 +1,7 @@
 """Configs: pydantic models (frozen, ``extra="forbid"``) fed from ``-p key=value`` pairs.
 
-Values are YAML-parsed (``-p n=5`` is an int, ``-p models=[a,b]`` a list); dotted keys nest
+Values are YAML-parsed (``-p n=5`` is an int, ``-p models=[a,b]`` a list), except that a value starting
+with ``@`` (``-p system_prompt=@prompt.txt``) stays text for the config to read as a file; dotted keys nest
 (``-p judge.temperature=0``). A bad key or value becomes one :class:`ConfigError` line naming the key and
 what is allowed — never a pydantic traceback.
 
@@ -82,7 +83,8 @@ def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"-p expects key=value, got '{pair}'")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            # "@file" (YAML reserves "@", so no YAML value starts with it) stays text for the config to read
+            value = raw.strip() if raw.strip().startswith("@") else yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
             first = str(exc).splitlines()[0]
             raise ConfigError(f"-p {key}: value '{raw}' is not valid YAML ({first})") from None

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 __all__ = ["Direct", "DirectConfig", "Extractor", "Method", "Oracle", "OracleMethod", "Query", "Roles", "Solution"]
 
-from llmlab.backends.base import GenerateRequest
+from llmlab.backends.base import GenerateRequest, Message
 from llmlab.core.config import LabConfig, build_config
 from llmlab.core.contracts import Extractor, Query, Roles, Solution
 
@@ -57,10 +57,38 @@ class OracleMethod(Method):
 
 
 class DirectConfig(LabConfig):
-    """Sampling for a single direct call."""
+    """Sampling for a single direct call.
+
+    ``system_prompt`` replaces the query's system message (or adds one); ``@path`` reads it from a file,
+    e.g. a prompt written by ``llmlab textgrad optimize-prompt``.
+    """
 
     temperature: float | None = 0.0
     max_tokens: int | None = 1024
+    system_prompt: str | None = None
+
+
+def with_system_prompt(query: Query, system_prompt: str | None) -> Query:
+    """``query`` with its system message replaced by ``system_prompt`` (``@path``: the file's text).
+
+    Raises:
+        ConfigError: ``@path`` names a file that cannot be read.
+    """
+    if system_prompt is None:
+        return query
+    text = system_prompt
+    if system_prompt.startswith("@"):
+        from pathlib import Path
+
+        from llmlab.core.errors import ConfigError
+
+        path = Path(system_prompt[1:])
+        try:
+            text = path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"system_prompt={system_prompt}: cannot read {path} ({exc.strerror})") from None
+    rest = tuple(m for m in query.messages if m.role != "system")
+    return Query((Message("system", text), *rest), extract=query.extract, metadata=query.metadata)
 
 
 class Direct(Method):
@@ -72,6 +100,7 @@ class Direct(Method):
     async def solve(self, query: Query, roles: Roles) -> Solution:
         cfg = self.config
         assert isinstance(cfg, DirectConfig)
+        query = with_system_prompt(query, cfg.system_prompt)
         resp = await roles.default.generate(
             GenerateRequest(
                 messages=query.messages,
