@@ -109,7 +109,15 @@ SYSTEMS: tuple[System, ...] = (
                                     "test500.jsonl",
                }),
            )),
-    System("Black-box confidence", "2406.04370", "method", "(none)", "methods/confidence.py", "planned"),
+    System("Black-box confidence", "2406.04370", "method", "(none)", "methods/confidence.py", "partial",
+           "features+LR; CV AUROC 0.940 on real LLaMA-13B TriviaQA samples; transfer API untested on real data", (
+               P("command", "confidence", "llmlab.methods.confidence_cli:confidence",
+                 "Black-box confidence features, logistic regression, AUROC report."),
+               P("dataset", "nq-open", {
+                   "NQ-open.dev.jsonl": "https://raw.githubusercontent.com/google-research-datasets/"
+                                        "natural-questions/master/nq_open/NQ-open.dev.jsonl",
+               }),
+           )),
     System("The Prompt Report", "2406.06608", "method", "trigaten/The_Prompt_Report", "methods/prompting/",
            "works", "the issue's techniques (27 of the taxonomy's 49), golden + call-graph tested; bench not yet run "
            "on a real model", (
@@ -124,8 +132,30 @@ SYSTEMS: tuple[System, ...] = (
            )),
     System("Visual Sketchpad", "2406.09403", "method", "Yushi-Hu/VisualSketchpad", "methods/sketchpad.py",
            "planned"),
-    System("ECO unlearning", "2406.07933", "method", "chrisliu298/llm-unlearn-eco", "methods/eco.py", "planned"),
-    System("MedFuzz", "2406.06573", "method", "(none)", "methods/medfuzz.py", "planned"),
+    System("ECO unlearning", "2406.07933", "method", "chrisliu298/llm-unlearn-eco", "methods/eco/", "partial",
+           "hf-hook ECO (flagged only, weights intact), TOFU metrics = official; tiny-LM forget quality 0.004 < 0.05", (
+               P("command", "eco", "llmlab.methods.eco.cli:eco",
+                 "ECO unlearning: tiny-LM experiment, TOFU metrics, prompt classifier."),
+               P("experiment", "eco_unlearning", "llmlab.methods.eco.experiment:experiment_eco_unlearning"),
+               P("dataset", "eco", {
+                   f"local_data/synthetic_wmdp_questions/synthetic_questions_{s}.csv":
+                       "https://raw.githubusercontent.com/chrisliu298/llm-unlearn-eco/"
+                       "9b0ba1ac6ab0c71868a6ad7d6210d445edd78d07/local_data/synthetic_wmdp_questions/"
+                       f"synthetic_questions_{s}.csv"
+                   for s in ("bio", "chem", "cyber")
+               }),
+           )),
+    System("MedFuzz", "2406.06573", "method", "(none)", "methods/medfuzz.py", "partial",
+           "attack loop, permutation test, MedQA task tested with scripted models; no real-model attack run yet", (
+               P("task", "medqa", "llmlab.tasks.medqa:MedQA"),
+               P("command", "medfuzz", "llmlab.methods.medfuzz_cli:medfuzz",
+                 "MedFuzz: adversarial rewrites of MCQ items with a permutation test."),
+               P("dataset", "medqa", {
+                   f"{folder}/test.jsonl": "https://raw.githubusercontent.com/xk-huang/medagents-benchmark/"
+                                           f"56ca11eb1ef89f6bb7fad6284008bf39e08785b0/data/{folder}/test.jsonl"
+                   for folder in ("medqa", "medqa_5options")
+               }),
+           )),
     System("Magpie", "2406.08464", "method", "magpie-align/magpie", "data/magpie.py", "planned"),
     # -- benchmarks, judges, statistics --
     System("NATURAL PLAN", "2406.04520", "task", "google-deepmind/natural-plan", "tasks/natural_plan/",
