@@ -1,7 +1,7 @@
-"""Smoke check of a fresh install with only ``.[all]`` (no dev/compare extras): every registered entry of
-every system imports, every command group answers --help, and the arena ratings (numpy + scipy) run.
+"""Smoke check of a fresh install with only ``.[all]`` (no dev or compare extras).
 
-Run by ``.ci/run`` in a fresh venv; exits non-zero on the first failure with the entry that failed.
+Every registered entry of every system imports, every command group answers --help, and the arena ratings
+(numpy + scipy) run. Run by ``.ci/run`` in a fresh venv; lists every failure and exits non-zero if any.
 """
 
 from __future__ import annotations
