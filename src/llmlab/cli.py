@@ -249,18 +249,32 @@ def cache_group() -> None:
 @click.option("--path", type=click.Path(dir_okay=False), default=None)
 def cache_stats(path: str | None) -> None:
     """Print entries and size of the cache."""
-    from llmlab.backends.cache import ResponseCache
-
-    click.echo(json.dumps(ResponseCache(path).stats(), indent=2))
+    cache = _open_cache(path)
+    click.echo(json.dumps(cache.stats() if cache is not None else {"path": path, "entries": 0, "exists": False},
+                          indent=2))
 
 
 @cache_group.command("clear")
 @click.option("--path", type=click.Path(dir_okay=False), default=None)
 def cache_clear(path: str | None) -> None:
     """Delete every cached response."""
+    cache = _open_cache(path)
+    click.echo(f"removed {cache.clear() if cache is not None else 0} entries")
+
+
+def _open_cache(path: str | None) -> Any:
+    """The cache at ``path`` (default location when None); None when an explicit path does not exist."""
+    import sqlite3
+    from pathlib import Path
+
     from llmlab.backends.cache import ResponseCache
 
-    click.echo(f"removed {ResponseCache(path).clear()} entries")
+    if path is not None and not Path(path).is_file():
+        return None  # nothing cached there: never create folders or a database just to report on it
+    try:
+        return ResponseCache(path)
+    except (OSError, sqlite3.DatabaseError) as exc:
+        raise LabError(f"cache {path or '(default)'}: cannot open ({exc}); pass --path to a cache file") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -276,8 +290,12 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"error: {exc}", err=True)
         return exc.exit_code
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        click.echo("aborted; completed items are saved — re-run with the same --run-id to resume", err=True)
         return 130
+    except click.UsageError as exc:  # one line, not click's usage block
+        where = exc.ctx.command_path if exc.ctx is not None else "llmlab"
+        click.echo(f"error: {exc.format_message()} (see '{where} --help')", err=True)
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code

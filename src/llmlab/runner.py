@@ -63,6 +63,12 @@ async def solve_item(method: Method, task: Task, item: Item, query: Query, roles
     return await method.solve(query, roles)
 
 
+class RunInterrupted(LabError):
+    """Ctrl-C (or a cancellation) during a run: says what is saved and how to resume."""
+
+    exit_code = 130
+
+
 # -- building models from CLI options ------------------------------------------------------------------
 
 def load_prices(path: str | None) -> dict[str, Price]:
@@ -97,7 +103,18 @@ def build_roles(
 
     ``seed`` becomes every request's seed unless the method sets one (backends fold the sample index in),
     so ``--seed`` reaches the backend's sampler.
+
+    Raises:
+        ConfigError: A retry count, timeout, budget or concurrency out of range (one line each).
     """
+    if max_retries < 0 or max_retries > 100:
+        raise ConfigError(f"--max-retries must be between 0 and 100, got {max_retries}")
+    if timeout is not None and not 0 < timeout <= 86_400:
+        raise ConfigError(f"--timeout must be > 0 seconds (at most a day), got {timeout}")
+    if budget is not None and budget <= 0:
+        raise ConfigError(f"--budget must be > 0 USD, got {budget}")
+    if concurrency < 1:
+        raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
     ledger = Ledger(prices=load_prices(prices), budget_usd=budget, on_budget=on_budget)  # type: ignore[arg-type]
     shared_cache = ResponseCache() if cache else None
     built: dict[str, Model] = {}
@@ -308,7 +325,7 @@ def new_run(runs_root: Path, prefix: str) -> tuple[str, RunStore]:
 def model_identity(spec: str) -> str:
     """What a run's outputs depend on in a model spec: the backend and model, not the endpoint URL."""
     kind, _, rest = spec.partition(":")
-    if kind == "openai":
+    if kind in ("openai", "openai-sdk"):
         return f"{kind}:{rest.rpartition('@')[0] or rest}"
     return spec
 
@@ -338,6 +355,13 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
     """Run (or resume) an eval. Items finished in earlier sessions of the same run id are skipped."""
     if spec.concurrency < 1:
         raise ConfigError(f"--concurrency must be >= 1, got {spec.concurrency}")
+    if spec.limit is not None and spec.limit < 1:
+        raise ConfigError(f"--limit must be >= 1, got {spec.limit}")
+    if spec.data is not None:
+        fields = getattr(getattr(TASKS.get(spec.task), "Config", None), "model_fields", {})
+        if "data_file" not in fields:
+            raise ConfigError(f"task '{spec.task}' reads its data from a folder, not one file: pass --data-dir DIR "
+                              "(holding the dataset's folder) instead of --data")
     task_params = _task_params(spec)
     task = make_task(spec.task, task_params, seed=spec.seed)
     method = make_method(spec.method, spec.params, seed=spec.seed)
@@ -351,6 +375,9 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
         if spec.limit is not None and i >= spec.limit:
             break
         items.append(item)
+    if not items:
+        raise DataError(f"task '{spec.task}' has no items (an empty data file, or a filter that keeps nothing); "
+                        "check --data / --data-dir and the task options")
     runs_root = Path(spec.runs_dir)
     if spec.run_id is not None:
         run_id = check_run_id(spec.run_id)
@@ -433,9 +460,10 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
             await run_item(idx, item)
         finally:
             slots.release()
-            if bar is not None:
-                acc = stats["correct"] / stats["scored"] if stats["scored"] else 0.0
-                bar.advance(acc, stats["errors"])
+        # only a stored item moves the bar (an item cancelled by an abort is not done)
+        if bar is not None:
+            acc = stats["correct"] / stats["scored"] if stats["scored"] else 0.0
+            bar.advance(acc, stats["errors"])
 
     try:
         async with anyio.create_task_group() as tg:
@@ -444,6 +472,12 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
                 tg.start_soon(guarded, idx, item)
     except BaseExceptionGroup as group:
         raise first_error(group) from None
+    except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
+        done_now = len(store.done_ids())
+        raise RunInterrupted(
+            f"interrupted: {done_now} of {len(items)} items of run '{run_id}' are saved in {store.root}; "
+            f"resume with the same command and --run-id {run_id}"
+        ) from None
     finally:
         if bar is not None:
             bar.close()
@@ -576,7 +610,7 @@ def _relabel_ground_truth(aggregate: dict[str, Any], manifest: Mapping[str, Any]
 
 def report(run_id: str, runs_dir: str = "runs", *, as_json: bool = False) -> str:
     """Summarise a stored run; writes ``report.json`` (and ``report.png`` with matplotlib) beside it."""
-    root = Path(runs_dir) / run_id
+    root = Path(runs_dir) / check_run_id(run_id)
     if not (root / "run.sqlite").exists():
         raise ConfigError(f"no run '{run_id}' in {runs_dir}/ (see the run ids there, or pass --runs-dir)")
     store = RunStore(root)
@@ -584,12 +618,18 @@ def report(run_id: str, runs_dir: str = "runs", *, as_json: bool = False) -> str
     if manifest is None:
         raise DataError(f"{root / 'run.sqlite'}: no manifest; the run never started")
     task = make_task(manifest["task"], manifest.get("task_params", {}))
-    summary = summarize(store, task, manifest)
     rows = list(store.rows())
+    # the span of the items' work: first item start to last item end (across resumed sessions, gaps included)
+    spans = [(r.finished_at - r.latency_s, r.finished_at) for r in rows if r.finished_at]
+    wall = max(e for _, e in spans) - min(b for b, _ in spans) if spans else 0.0
+    summary = summarize(store, task, manifest, wall_s=wall)
     store.close()
     d = summary.to_dict()
-    (root / "report.json").write_text(json.dumps(d, indent=2, default=str))
-    png = _plot(rows, summary, root / "report.png")
+    try:
+        (root / "report.json").write_text(json.dumps(d, indent=2, default=str))
+        png = _plot(rows, summary, root / "report.png")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the report into {root} ({exc.strerror or exc})") from None
     if as_json:
         return json.dumps(d, indent=2, default=str)
     out = summary.render()

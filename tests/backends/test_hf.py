@@ -343,3 +343,84 @@ def test_served_over_http_matches_direct(backend: Any) -> None:
     assert remote.logprobs is not None and direct.logprobs is not None
     assert [t.logprob for t in remote.logprobs[0]] == pytest.approx([t.logprob for t in direct.logprobs[0]])
     assert [t.token for t in remote.logprobs[0]] == [t.token for t in direct.logprobs[0]]
+
+
+# -- tools and images ---------------------------------------------------------------------------------------
+
+TOOL_TEMPLATE = (
+    "{% if tools %}<|system|>\nTools:{% for t in tools %} {{ t['function']['name'] }}{% endfor %}<|end|>\n{% endif %}"
+    "{% for message in messages %}"
+    "<|{{ message['role'] }}|>\n{{ message['content'] }}"
+    "{% if message.get('tool_calls') %}{% for c in message['tool_calls'] %}"
+    "<tool_call>{{ c['function']['name'] }} {{ c['function']['arguments']['q'] }}</tool_call>"
+    "{% endfor %}{% endif %}<|end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+def test_tools_go_through_a_template_that_takes_them(backend: Any) -> None:
+    from llmlab.backends.base import Message, Tool, ToolCall
+
+    tool = Tool("lookup", "find", {"type": "object", "properties": {"q": {"type": "string"}}})
+    req = GenerateRequest(messages=(
+        Message("user", "hi"), Message("assistant", "", tool_calls=(ToolCall("c1", "lookup", '{"q": "cats"}'),)),
+        Message("tool", "meow", tool_call_id="c1")), tools=(tool,), max_tokens=2)
+    with pytest.raises(UnsupportedFeatureError, match="does not render tools"):
+        backend.check(req)
+    old = backend.tokenizer.chat_template
+    backend.tokenizer.chat_template = TOOL_TEMPLATE
+    try:
+        assert backend.template_takes_tools
+        backend.check(req)
+        text = backend.tokenizer.decode(backend.prompt_ids(req))
+        assert "Tools: lookup" in text and "<tool_call>lookup cats</tool_call>" in text and "<|tool|>\nmeow" in text
+        none = backend.tokenizer.decode(backend.prompt_ids(req.with_(tool_choice="none")))
+        assert "Tools:" not in none
+        assert len(gen(backend, tools=(tool,), max_tokens=3).texts) == 1  # runs end to end
+    finally:
+        backend.tokenizer.chat_template = old
+
+
+def test_images_are_refused_in_one_line(backend: Any) -> None:
+    from llmlab.backends.base import Message, image_part, text_part
+
+    req = GenerateRequest(messages=(Message("user", (text_part("see"), image_part(b"\x89PNG"))),))
+    with pytest.raises(UnsupportedFeatureError) as info:
+        backend.check(req)
+    assert "does not take image inputs" in str(info.value) and "\n" not in str(info.value)
+    assert not backend.capabilities.images and not backend.capabilities.structured_output
+
+
+@pytest.mark.parametrize(("text", "rest", "calls"), [
+    ('<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n</tool_call>', "", [("add", {"a": 1, "b": 2})]),
+    ('Let me.<tool_call>{"name": "add", "arguments": {}}</tool_call><tool_call>{"name": "mul", "arguments": '
+     '{"x": 3}}</tool_call>', "Let me.", [("add", {}), ("mul", {"x": 3})]),
+    ('<tool_call>{"name": "add", "arguments": {"a": 1}}', "", [("add", {"a": 1})]),  # unclosed at max_tokens
+    ('{"name": "add", "parameters": {"a": 5}}', "", [("add", {"a": 5})]),  # Llama 3.1
+    ('<|python_tag|>{"name": "mul", "parameters": {"x": 1}}', "", [("mul", {"x": 1})]),
+    ('[TOOL_CALLS] [{"name": "add", "arguments": {"a": 0}}]', "", [("add", {"a": 0})]),  # Mistral
+    ('{"name": "unknown", "arguments": {}}', '{"name": "unknown", "arguments": {}}', []),
+    ('<tool_call>not json</tool_call>', "<tool_call>not json</tool_call>", []),
+    ("The answer is 4.", "The answer is 4.", []),
+])
+def test_parse_tool_calls_formats(text: str, rest: str, calls: list[tuple[str, dict[str, Any]]]) -> None:
+    from llmlab.backends.hf import parse_tool_calls
+
+    got_rest, got = parse_tool_calls(text, {"add", "mul"})
+    assert got_rest == rest
+    assert [(c.name, c.parsed_arguments()) for c in got] == calls
+
+
+def test_with_tool_calls_moves_calls_per_choice() -> None:
+    from llmlab.backends.base import GenerateResponse, Tool
+    from llmlab.backends.hf import with_tool_calls
+
+    req = GenerateRequest.chat(USER, tools=(Tool("add"),), n=2)
+    resp = GenerateResponse(texts=['<tool_call>{"name": "add", "arguments": {"a": 1}}</tool_call>', "4"],
+                            finish_reasons=["stop", "stop"])
+    out = with_tool_calls(req, resp)
+    assert out.texts == ["", "4"] and out.finish_reasons == ["tool_calls", "stop"]
+    assert out.tool_calls is not None and out.tool_calls[0][0].name == "add" and out.tool_calls[1] == []
+    plain = GenerateResponse(texts=['{"name": "add", "arguments": {}}'], finish_reasons=["stop"])
+    assert with_tool_calls(GenerateRequest.chat(USER), plain).tool_calls is None  # no tools asked: text stays

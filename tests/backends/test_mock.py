@@ -69,3 +69,44 @@ def test_bad_specs_are_one_line_config_errors(spec, needle):
     with pytest.raises(ConfigError) as exc:
         make_backend(spec)
     assert needle in str(exc.value) and "\n" not in str(exc.value)
+
+
+# -- tool calls and images ----------------------------------------------------------------------------------
+
+async def test_scripted_tool_call_then_answer_from_the_tool_result():
+    from llmlab.backends.base import Message, Tool
+
+    b = MockBackend(rules=[(r"^temp=(\d+)$", r"It is \1 degrees."),
+                           ("weather", {"tool_calls": [{"name": "weather", "arguments": {"city": "Oslo"}}]})])
+    first = await b.generate(GenerateRequest.chat([{"role": "user", "content": "weather?"}], tools=(Tool("weather"),)))
+    assert first.finish_reasons == ["tool_calls"] and first.text == ""
+    call = first.calls[0]
+    assert (call.id, call.name, call.parsed_arguments()) == ("call_0_0", "weather", {"city": "Oslo"})
+    convo = [Message("user", "weather?"), first.message(), Message("tool", "temp=4", tool_call_id=call.id)]
+    second = await b.generate(GenerateRequest.chat(convo))
+    assert second.text == "It is 4 degrees." and second.tool_calls is None
+
+
+async def test_yaml_script_with_tool_calls(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("rules:\n  - pattern: add\n    reply:\n      text: calling\n      tool_calls:\n"
+                 "        - name: add\n          arguments: {a: 1, b: 2}\ndefault: done\n")
+    b = make_backend(f"mock:{f}")
+    resp = await b.generate(chat("please add"))
+    assert resp.text == "calling" and resp.calls[0].parsed_arguments() == {"a": 1, "b": 2}
+    assert (await b.generate(chat("x"))).calls == []
+    f.write_text("rules:\n  - pattern: add\n    reply: {tool_calls: [{arguments: {}}]}\n")
+    with pytest.raises(ConfigError, match="needs a 'name'"):
+        make_backend(f"mock:{f}")
+
+
+async def test_images_are_accepted_and_counted():
+    from llmlab.backends.base import Message, image_part, text_part
+
+    b = make_backend("mock:images")
+    msg = Message("user", (text_part("look"), image_part(b"\x89PNG"), image_part(b"\x89PNG2")))
+    resp = await b.generate(GenerateRequest(messages=(Message("user", "first"), msg)))
+    assert resp.text == "images: 2"
+    assert (await b.generate(chat("none"))).text == "images: 0"
+    assert b.images_seen == 2 and b.image_counts == [2, 0]
+    assert b.capabilities.images and b.capabilities.tools and not b.capabilities.structured_output

@@ -186,3 +186,82 @@ async def test_injected_failures_are_seeded_and_mixed():
     assert 0.08 < kinds.count("500") / 4000 < 0.12
     assert 0.035 < kinds.count("429") / 4000 < 0.065
     assert 0.035 < kinds.count("timeout") / 4000 < 0.065
+
+
+# -- structured output ------------------------------------------------------------------------------------
+
+PERSON = {"type": "json_schema", "json_schema": {"name": "person", "schema": {
+    "type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"], "additionalProperties": False}}}
+
+
+async def test_schema_reply_is_checked_and_repaired_with_the_error():
+    mock = MockBackend(['{"name": "Ada"}', "sure! here", '```json\n{"name": "Ada", "age": 36}\n```'])
+    model = Model(mock)
+    with recording() as rec:
+        resp = await model.generate(chat("who?", response_format=PERSON))
+    assert resp.text == '{"name": "Ada", "age": 36}'  # the fenced JSON is accepted and unwrapped
+    assert rec.n_calls == 3 and len(mock.requests) == 3
+    repair = mock.requests[1].messages
+    assert repair[-2].role == "assistant" and repair[-2].content == '{"name": "Ada"}'
+    assert "'age' is a required property" in repair[-1].content
+    assert "not JSON" in mock.requests[2].messages[-1].content
+    assert all(r.response_format == PERSON for r in mock.requests)
+
+
+async def test_schema_gives_up_with_parse_error_after_bounded_retries():
+    from llmlab.core.errors import ParseError
+
+    mock = MockBackend(['{"name": 1, "age": 2}'])
+    model = Model(mock, schema_retries=2)
+    with pytest.raises(ParseError, match=r"after 2 repair call\(s\): 1 is not of type 'string' \(at name\)"):
+        await model.generate(chat("who?", response_format=PERSON))
+    assert len(mock.requests) == 3
+
+
+async def test_json_object_format_and_n_choices_repaired_one_by_one():
+    replies = iter(['{"a": 1}', "[1]", "nope", '{"b": 2}', '{"c": 3}'])
+    mock = MockBackend(lambda req, i: next(replies))
+    resp = await Model(mock).generate(chat("x", response_format={"type": "json_object"}, n=3))
+    # choice 0 fine; choice 1 ("[1]") repaired once -> '{"b": 2}' ... order follows the mock's replies
+    assert resp.texts[0] == '{"a": 1}' and all(t.startswith("{") for t in resp.texts)
+    assert [r.n for r in mock.requests] == [3, 1, 1]
+
+
+class Enforcing(MockBackend):
+    def __init__(self, replies):
+        super().__init__(replies)
+        import dataclasses
+
+        self.capabilities = dataclasses.replace(self.capabilities, structured_output=True)
+
+
+async def test_a_backend_that_enforces_the_schema_is_trusted():
+    mock = Enforcing(["not json at all"])
+    resp = await Model(mock).generate(chat("x", response_format=PERSON))
+    assert resp.text == "not json at all" and len(mock.requests) == 1
+
+
+async def test_schema_validation_off_and_bad_schema_is_a_config_error():
+    mock = MockBackend(["no"])
+    assert (await Model(mock, validate_schema=False).generate(chat("x", response_format=PERSON))).text == "no"
+    bad = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nonsense"}}}
+    with pytest.raises(ConfigError, match="schema is invalid"):
+        await Model(mock).generate(chat("x", response_format=bad))
+    with pytest.raises(ConfigError):
+        Model(mock, schema_retries=-1)
+
+
+async def test_cache_keys_differ_by_tools_and_response_format(tmp_path):
+    from llmlab.backends.base import Tool
+
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    mock = MockBackend(['{"a": 1}'])
+    model = Model(mock, cache=cache)
+    await model.generate(chat("x"))
+    await model.generate(chat("x", response_format={"type": "json_object"}))
+    await model.generate(chat("x", tools=(Tool("f"),)))
+    await model.generate(chat("x", tools=(Tool("f"),), tool_choice="required"))
+    assert len(mock.requests) == 4  # none of them hit another's cache entry
+    again = await model.generate(chat("x", tools=(Tool("f"),), tool_choice="required"))
+    assert again.cached and len(mock.requests) == 4

@@ -14,12 +14,24 @@ from llmlab.backends.base import (
     Capabilities,
     GenerateRequest,
     GenerateResponse,
+    Message,
     TokenLogprob,
+    Tool,
     Usage,
+    content_images,
+    image_part,
+    make_backend,
+    request_hash,
+    text_part,
 )
 from llmlab.backends.mock import MockBackend
 from llmlab.backends.model import Model, RetryPolicy, recording
-from llmlab.backends.openai_compat import OpenAIBackend, normalize_base_url, parse_retry_after
+from llmlab.backends.openai_compat import (
+    OpenAIBackend,
+    OpenAISDKBackend,
+    normalize_base_url,
+    parse_retry_after,
+)
 from llmlab.core.errors import (
     BackendConnectionError,
     BackendError,
@@ -78,12 +90,12 @@ def test_from_spec_env_base_url_and_key(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("OPENAI_API_KEY", "sk-openai")
     b = OpenAIBackend.from_spec("gpt-x")
     assert [e.url for e in b.endpoints] == ["http://envhost:9/v1"]
-    assert b.endpoints[0].client.api_key == "sk-openai"
+    assert b.endpoints[0].http.headers["Authorization"] == "Bearer sk-openai"
     monkeypatch.setenv("LLMLAB_API_KEY", "sk-lab")
-    assert OpenAIBackend.from_spec("gpt-x").endpoints[0].client.api_key == "sk-lab"
+    assert OpenAIBackend.from_spec("gpt-x").endpoints[0].http.headers["Authorization"] == "Bearer sk-lab"
     monkeypatch.delenv("LLMLAB_API_KEY")
     monkeypatch.delenv("OPENAI_API_KEY")
-    assert OpenAIBackend.from_spec("gpt-x").endpoints[0].client.api_key == "EMPTY"
+    assert OpenAIBackend.from_spec("gpt-x").endpoints[0].http.headers["Authorization"] == "Bearer EMPTY"
 
 
 @pytest.mark.parametrize("spec", ["@http://h:1/v1", "m@", "m@ , "])
@@ -321,3 +333,226 @@ async def test_prepare_on_an_unreachable_server_fails_fast_with_the_url() -> Non
     with pytest.raises(BackendConnectionError, match=r"127\.0\.0\.1:9"):
         await backend.prepare()
     await backend.aclose()
+
+
+# -- the grown contract: images, tools, tool results, response_format, streaming --------------------------
+
+WEATHER = Tool("weather", "Weather in a city", {"type": "object", "properties": {"city": {"type": "string"}},
+                                                "required": ["city"]})
+PNG = b"\x89PNG\r\n\x1a\nfake"
+
+
+def tool_script(request: GenerateRequest, index: int) -> object:
+    """Calls `weather` for a user turn, answers in text once the tool result is in."""
+    assert request.messages is not None
+    last = request.messages[-1]
+    if last.role == "tool":
+        return f"It is {last.text} in Paris."
+    return {"text": "", "tool_calls": [{"name": "weather", "arguments": {"city": "Paris"}}]}
+
+
+@pytest.fixture(scope="module")
+def tools_server() -> Iterator[tuple[ServerURL, MockBackend]]:
+    backend = MockBackend(tool_script, model="tools")
+    with serve_thread(backend) as url:
+        yield url, backend
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", [OpenAIBackend, OpenAISDKBackend])
+@pytest.mark.parametrize("stream", [False, True])
+async def test_tool_loop_round_trip(tools_server: tuple[ServerURL, MockBackend], kind: type[OpenAIBackend],
+                                    stream: bool) -> None:
+    url, backend = tools_server
+    b = kind(url.model, [url], stream=stream)
+    first = await b.generate(GenerateRequest.chat(
+        [{"role": "user", "content": "weather in Paris?"}], tools=(WEATHER,), tool_choice="required"))
+    seen = backend.requests[-1]
+    assert seen.tools == (WEATHER,) and seen.tool_choice == "required"
+    assert first.finish_reasons == ["tool_calls"]
+    call = first.calls[0]
+    assert call.name == "weather" and call.parsed_arguments() == {"city": "Paris"} and call.id
+    convo = [Message("user", "weather in Paris?"), first.message(),
+             Message("tool", "sunny", tool_call_id=call.id, name="weather")]
+    second = await b.generate(GenerateRequest.chat(convo, tools=(WEATHER,)))
+    got = backend.requests[-1].messages
+    assert got is not None
+    assert got[1].tool_calls == (call,)  # the assistant's call reached the server's backend intact
+    assert (got[2].role, got[2].tool_call_id, got[2].text) == ("tool", call.id, "sunny")
+    assert second.text == "It is sunny in Paris." and second.tool_calls is None
+    assert second.finish_reasons == ["stop"]
+    await b.aclose()
+
+
+@pytest.mark.anyio
+async def test_tool_calls_per_choice_with_n(tools_server: tuple[ServerURL, MockBackend]) -> None:
+    url, _ = tools_server
+    b = client(url)
+    resp = await b.generate(GenerateRequest.chat([{"role": "user", "content": "w?"}], tools=(WEATHER,), n=3))
+    assert resp.tool_calls is not None and len(resp.tool_calls) == 3
+    assert all(len(c) == 1 and c[0].name == "weather" for c in resp.tool_calls)
+    assert len({c[0].id for c in resp.tool_calls}) == 3  # ids are distinct across choices
+    await b.aclose()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", [OpenAIBackend, OpenAISDKBackend])
+async def test_image_parts_and_response_format_pass_through(kind: type[OpenAIBackend]) -> None:
+    backend = MockBackend(["{\"n\": 1}"], model="vis")
+    fmt = {"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "object"}}}
+    with serve_thread(backend) as url:
+        b = kind(url.model, [url])
+        msg = Message("user", (text_part("how many images?"), image_part(PNG), image_part("https://x/y.png")))
+        resp = await b.generate(GenerateRequest(messages=(msg,), response_format=fmt))
+        await b.aclose()
+    seen = backend.requests[-1]
+    assert seen.response_format == fmt
+    assert seen.messages is not None and content_images(seen.messages[0].content)[1] == "https://x/y.png"
+    assert content_images(seen.messages[0].content)[0].startswith("data:image/png;base64,")
+    assert backend.image_counts[-1] == 2 and resp.text == '{"n": 1}'
+
+
+def test_request_body_carries_the_contract() -> None:
+    b = OpenAIBackend("m", ["http://h:1/v1"])
+    req = GenerateRequest.chat([Message("user", (text_part("hi"), image_part(PNG)))], tools=(WEATHER,),
+                               tool_choice={"type": "function", "function": {"name": "weather"}},
+                               response_format={"type": "json_object"}, logprobs=True, top_logprobs=3)
+    path, body = b.request_body(req)
+    assert path == "/chat/completions"
+    assert body["messages"][0]["content"][1]["type"] == "image_url"
+    assert body["tools"] == [WEATHER.to_openai()]
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "weather"}}
+    assert body["response_format"] == {"type": "json_object"} and body["top_logprobs"] == 3
+    path, body = b.request_body(GenerateRequest(prompt="p", logprobs=True, top_logprobs=0))
+    assert path == "/completions" and body["logprobs"] == 0 and "tools" not in body
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("chat", [True, False])
+async def test_streaming_gives_the_same_answer_and_usage(echo: tuple[ServerURL, MockBackend], chat: bool) -> None:
+    url, _ = echo
+    plain, streamed = client(url), client(url, stream=True)
+    req = GenerateRequest.chat(USER, n=2) if chat else GenerateRequest(prompt="one two three", n=2)
+    a, b = await plain.generate(req), await streamed.generate(req)
+    await plain.aclose()
+    await streamed.aclose()
+    assert b.texts == a.texts and b.finish_reasons == a.finish_reasons
+    assert (b.usage.prompt_tokens, b.usage.completion_tokens) == (a.usage.prompt_tokens, a.usage.completion_tokens)
+
+
+@pytest.mark.anyio
+async def test_streaming_keeps_logprobs() -> None:
+    with serve_thread(TopLogprobBackend()) as url:
+        b = client(url, stream=True)
+        resp = await b.generate(GenerateRequest.chat(USER, logprobs=True, top_logprobs=2))
+        await b.aclose()
+    assert resp.logprobs is not None and [t.token for t in resp.logprobs[0]] == ["Hi", "!"]
+    assert resp.logprobs[0][0].top == {"Hi": -0.5, "Yo": -1.25} and resp.text == "Hi!"
+
+
+@pytest.mark.anyio
+async def test_streaming_errors_map_like_plain_calls() -> None:
+    with serve_thread("mock:echo?fail_429=1&retry_after=0.25") as url:
+        b = client(url, stream=True)
+        with pytest.raises(RateLimitError) as info:
+            await b.generate(GenerateRequest.chat(USER))
+        await b.aclose()
+    assert info.value.retry_after == pytest.approx(0.25)
+
+
+@pytest.mark.anyio
+async def test_sdk_transport_maps_errors_and_answers_like_the_default(echo: tuple[ServerURL, MockBackend]) -> None:
+    url, _ = echo
+    sdk = make_backend(f"openai-sdk:{url.model}@{url}")
+    assert isinstance(sdk, OpenAISDKBackend) and sdk.transport == "sdk"
+    assert sdk.cache_identity() == client(url).cache_identity() == f"openai:{url.model}"
+    resp = await sdk.generate(GenerateRequest.chat(USER, n=2))
+    assert resp.texts == ["hello there"] * 2
+    wrong = OpenAISDKBackend("nope", [url])
+    with pytest.raises(BackendError) as info:
+        await wrong.generate(GenerateRequest.chat(USER))
+    assert info.value.status == 404 and not info.value.retryable
+    await sdk.aclose()
+    await wrong.aclose()
+
+
+@pytest.mark.anyio
+async def test_retries_429_with_retry_after_through_the_default_transport() -> None:
+    with serve_thread("mock:echo?fail_429=0.5&retry_after=0.2&seed=1") as url:
+        model = Model(client(url), retry=RetryPolicy(max_retries=8, base_delay=0.0, max_delay=0.0))
+        with recording() as rec:
+            t0 = anyio.current_time()
+            texts = [await model.complete(f"q{i}") for i in range(6)]
+            waited = anyio.current_time() - t0
+        await model.aclose()
+    retries = sum(c.retries for c in rec.calls)
+    assert texts == [f"q{i}" for i in range(6)] and retries > 0
+    assert waited >= 0.2 * retries  # the server's Retry-After is a floor on every wait
+
+
+def test_spec_options_and_transport() -> None:
+    b = OpenAIBackend.from_spec("m@http://h:1/v1?stream=1&timeout=5")
+    assert b.stream and b.timeout == 5.0 and [e.url for e in b.endpoints] == ["http://h:1/v1"]
+    assert OpenAIBackend.from_spec("m@http://h:1/v1?transport=sdk").endpoints[0].client is not None
+    with pytest.raises(ConfigError, match="unknown option"):
+        OpenAIBackend.from_spec("m@http://h:1/v1?strem=1")
+    with pytest.raises(ConfigError, match="transport"):
+        OpenAIBackend("m", ["http://h:1/v1"], transport="curl")
+    b.timeout = 7.0  # the runner's --timeout reaches the transport
+    assert b.endpoints[0].http.timeout == 7.0
+
+
+# -- before a run: the served model and the identity ------------------------------------------------------
+
+@pytest.mark.anyio
+async def test_prepare_refuses_a_model_the_server_does_not_serve(echo: tuple[ServerURL, MockBackend]) -> None:
+    url, _ = echo
+    b = OpenAIBackend("gpt-9", [url])
+    with pytest.raises(ConfigError) as info:
+        await b.prepare()
+    msg = str(info.value)
+    assert "'gpt-9' is not served" in msg and "it serves: echo" in msg and "\n" not in msg
+    assert b.endpoints[0].total == 0  # nothing was sent
+    ok = client(url)
+    await ok.prepare()  # the served name passes
+    await b.aclose()
+    await ok.aclose()
+
+
+@pytest.mark.anyio
+async def test_prepare_reads_whether_the_server_enforces_schemas(echo: tuple[ServerURL, MockBackend]) -> None:
+    url, _ = echo
+    b = client(url)
+    assert b.capabilities.structured_output  # assumed, as for vLLM / OpenAI
+    await b.prepare()
+    assert not b.capabilities.structured_output  # llmlab serve in front of a mock says it does not
+    await b.aclose()
+
+
+def test_identity_leaves_the_url_out() -> None:
+    a = OpenAIBackend.from_spec("m@http://old-host:8000/v1")
+    b = OpenAIBackend.from_spec("m@http://new-host:9000/v1,http://other:1/v1")
+    assert a.cache_identity() == b.cache_identity() == "openai:m"
+    req = GenerateRequest.chat(USER)
+    assert request_hash(a.cache_identity(), req) == request_hash(b.cache_identity(), req)
+
+
+def test_cache_key_includes_tools_tool_choice_and_response_format() -> None:
+    base = GenerateRequest.chat(USER)
+    variants = [base, base.with_(tools=(WEATHER,)), base.with_(tools=(WEATHER,), tool_choice="required"),
+                base.with_(response_format={"type": "json_object"}),
+                base.with_(response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": {}}}),
+                GenerateRequest.chat([Message("user", (text_part("hello there"), image_part(PNG)))])]
+    keys = {request_hash("openai:m", r) for r in variants}
+    assert len(keys) == len(variants)
+
+
+def test_an_eval_with_a_model_the_server_does_not_serve_stops_before_any_call(
+        tmp_path: object, shared_data: object) -> None:
+    from llmlab.runner import EvalSpec, run_eval
+
+    with serve_thread("mock:text=#### 18", name="qwen") as url:
+        with pytest.raises(ConfigError, match=r"'gpt-9' is not served at .*; it serves: qwen"):
+            run_eval(EvalSpec(task="gsm8k", method="direct", model_spec=f"openai:gpt-9@{url}", limit=50,
+                              runs_dir=str(tmp_path), data_dir=str(shared_data)))
+        assert server_stats(url)["requests"] == 0  # not one failing call per item

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import signal
 import socket
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import openai
 import pytest
 
 from llmlab.backends.base import Backend, Capabilities, GenerateRequest, GenerateResponse, Usage
+from llmlab.backends.mock import MockBackend
 from llmlab.backends.model import Model
 from llmlab.backends.openai_compat import OpenAIBackend
 from llmlab.backends.server import create_app, stream_chunks
@@ -118,7 +120,8 @@ def test_stream_ends_with_done_marker(echo: ServerURL) -> None:
     assert r.headers["content-type"].startswith("text/event-stream")
     assert lines[-1] == "data: [DONE]"
     assert all(ln.startswith("data: ") for ln in lines)
-    assert sum('"finish_reason": "stop"' in ln for ln in lines) == 2  # one finish per choice
+    events = [json.loads(ln[6:]) for ln in lines[:-1]]
+    assert sum(c["finish_reason"] == "stop" for e in events for c in e["choices"]) == 2  # one finish per choice
 
 
 def test_stream_chunks_keep_logprobs_aligned() -> None:
@@ -128,7 +131,9 @@ def test_stream_chunks_keep_logprobs_aligned() -> None:
                             logprobs=[[TokenLogprob("ab", -1.0), TokenLogprob(" cd", -2.0)]])
     events = list(stream_chunks(resp, "m", chat=True, include_usage=False))
     # role chunk, one content chunk carrying all logprobs, finish chunk, [DONE]
-    assert len(events) == 4 and '"logprob": -2.0' in events[1] and '"length"' in events[2]
+    chunks = [json.loads(e[6:]) for e in events[:-1]]
+    assert len(events) == 4 and chunks[1]["choices"][0]["logprobs"]["content"][1]["logprob"] == -2.0
+    assert chunks[2]["choices"][0]["finish_reason"] == "length"
 
 
 # -- errors ----------------------------------------------------------------------------------------------
@@ -164,7 +169,9 @@ def test_backend_failures_become_http_statuses(spec: str, status: int) -> None:
         stats = server_stats(url)
     assert r.status_code == status
     assert r.json()["error"]["code"] == status and "mock: injected" in r.json()["error"]["message"]
-    assert stats == {"requests": 1, "errors": 1, "by_endpoint": {"chat.completions": 1, "completions": 0}}
+    assert {k: stats[k] for k in ("requests", "errors", "by_endpoint", "max_in_flight")} == {
+        "requests": 1, "errors": 1, "by_endpoint": {"chat.completions": 1, "completions": 0}, "max_in_flight": 1}
+    assert stats["first_request"] <= stats["last_response"]
 
 
 def test_rate_limit_is_429_with_retry_after_headers() -> None:
@@ -194,7 +201,11 @@ def test_stats_count_backend_calls_by_endpoint() -> None:
             c.completions.create(model=url.model, prompt="p", stream=True).close()
         c.close()
         stats = server_stats(url)
-    assert stats == {"requests": 5, "errors": 0, "by_endpoint": {"chat.completions": 3, "completions": 2}}
+        reset = httpx.post(f"{url.root}/llmlab/stats/reset").json()
+    assert {k: stats[k] for k in ("requests", "errors", "by_endpoint")} == {
+        "requests": 5, "errors": 0, "by_endpoint": {"chat.completions": 3, "completions": 2}}
+    assert stats["max_in_flight"] == 1 and stats["first_request"] < stats["last_response"]
+    assert reset["requests"] == 0 and reset["first_request"] is None
 
 
 def test_create_app_uses_a_given_model_as_is() -> None:
@@ -264,3 +275,81 @@ async def test_serves_a_tiny_hf_model(request: pytest.FixtureRequest) -> None:
     assert all(t.logprob <= 0 and len(t.top) <= 2 for t in chat.logprobs[0])
     assert len(raw.texts) == 2 and raw.finish_reasons[0] in ("stop", "length")
     assert raw.texts == again.texts  # seeded sampling is reproducible across the HTTP hop
+
+
+# -- tools, images, response_format --------------------------------------------------------------------------
+
+TOOLS = [{"type": "function", "function": {"name": "lookup", "description": "find a fact",
+                                            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}]
+
+
+def _tool_mock() -> MockBackend:
+    call = {"tool_calls": [{"name": "lookup", "arguments": {"q": "x"}}]}
+    return MockBackend(rules=[("^result:", "done"), ("look", call)], default="plain", model="tooly")
+
+
+def test_tool_calls_over_http_with_finish_reason_and_tool_messages() -> None:
+    backend = _tool_mock()
+    with serve_thread(backend) as url:
+        r = httpx.post(f"{url}/chat/completions", json={
+            "model": url.model, "messages": [{"role": "user", "content": "look it up"}], "tools": TOOLS,
+            "tool_choice": "auto"}).json()
+        choice = r["choices"][0]
+        assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
+        call = choice["message"]["tool_calls"][0]
+        assert call["type"] == "function" and call["function"] == {"name": "lookup", "arguments": '{"q": "x"}'}
+        seen = backend.requests[-1]
+        assert [t.name for t in seen.tools] == ["lookup"] and seen.tool_choice == "auto"
+        assert seen.tools[0].parameters["properties"] == {"q": {"type": "string"}}
+        follow = httpx.post(f"{url}/chat/completions", json={"model": url.model, "tools": TOOLS, "messages": [
+            {"role": "user", "content": "look it up"}, choice["message"],
+            {"role": "tool", "tool_call_id": call["id"], "content": "result: 42"}]}).json()
+        assert follow["choices"][0]["message"]["content"] == "done"
+        assert follow["choices"][0]["finish_reason"] == "stop"
+        msgs = backend.requests[-1].messages
+        assert msgs[1].tool_calls[0].id == call["id"] and msgs[2].role == "tool" and msgs[2].tool_call_id == call["id"]
+
+
+def test_streamed_tool_calls_reach_the_openai_sdk() -> None:
+    with serve_thread(_tool_mock()) as url:
+        sdk = openai.OpenAI(base_url=url, api_key="EMPTY", max_retries=0)
+        chunks = list(sdk.chat.completions.create(model=url.model, stream=True, tools=TOOLS,  # type: ignore[arg-type]
+                                                  messages=[{"role": "user", "content": "look"}]))
+        sdk.close()
+    deltas = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert len(deltas) == 1 and deltas[0].function.name == "lookup" and deltas[0].function.arguments == '{"q": "x"}'
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+
+
+def test_image_parts_and_response_format_reach_the_backend() -> None:
+    backend = MockBackend(["{}"], model="vis")
+    fmt = {"type": "json_schema", "json_schema": {"name": "o", "schema": {"type": "object"}}}
+    with serve_thread(backend) as url:
+        r = httpx.post(f"{url}/chat/completions", json={"model": url.model, "response_format": fmt, "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "what is this?"},
+                                         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]})
+        models = httpx.get(f"{url}/models").json()["data"][0]
+    assert r.status_code == 200 and backend.image_counts == [1]
+    assert backend.requests[-1].response_format == fmt
+    assert models["llmlab"]["structured_output"] is False and models["llmlab"]["images"] is True
+
+
+@pytest.mark.parametrize(("extra", "needle"), [
+    ({"tools": [{"type": "function"}]}, "tools[0]"),
+    ({"tool_choice": 3}, "'tool_choice'"),
+    ({"response_format": {"type": "yaml"}}, "'response_format'"),
+    ({"response_format": {"type": "json_schema"}}, "needs a 'json_schema'"),
+    ({"messages": [{"role": "tool", "content": "x"}]}, "needs 'tool_call_id'"),
+    ({"messages": [{"role": "user", "content": [{"type": "audio"}]}]}, "text or image_url"),
+])
+def test_malformed_tool_and_format_fields_are_400(extra: dict[str, object], needle: str) -> None:
+    with serve_thread("mock:echo") as url:
+        r = httpx.post(f"{url}/chat/completions", json={"messages": USER, **extra})
+    assert r.status_code == 400 and needle in r.json()["error"]["message"]
+
+
+def test_images_to_a_backend_without_vision_are_400() -> None:
+    with serve_thread(ChatOnlyBackend()) as url:
+        r = httpx.post(f"{url}/chat/completions", json={"messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]})
+    assert r.status_code == 400 and "does not take image inputs" in r.json()["error"]["message"]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
@@ -187,3 +188,69 @@ def test_extract_math_answer() -> None:
     assert extract_math_answer("no box here") is None
     assert extract_math_answer(None) is None
     assert canonical_math_answer("\\boxed{\\dfrac{1}{2}}") == canonical_math_answer("\\boxed{0.5}")
+
+
+# -- MATH final answers and PRM800K-style equivalence (the hard cases) -------------------------------
+
+from llmlab.grading.math_answers import extract_math_final, math_equal, normalize_math_answer  # noqa: E402
+
+MATH_EQUAL = [
+    # fractions: \frac vs /, \dfrac, \tfrac, one-character arguments, decimals
+    ("\\frac{1}{2}", "1/2"), ("\\dfrac{3}{4}", "\\frac34"),
+    ("\\tfrac{3}{4}", "0.75"), ("-\\frac{1}{3}", "\\frac{-1}{3}"),
+    # units and \text{}
+    ("5 \\text{ cm}", "5"), ("12\\text{ inches}", "12"), ("10 square units", "10"), ("\\text{Evelyn}", "Evelyn"),
+    ("\\textbf{(C)}", "(C)"), ("\\$18.00", "18"),
+    # degrees
+    ("30^\\circ", "30"), ("30^{\\circ}", "30"), ("30 degrees", "30"), ("30°", "30"),
+    # percent, thousands, leading variable
+    ("50\\%", "50"), ("1,000", "1000"), ("x = 5", "5"), ("k=-2", "-2"),
+    # intervals (same brackets, elementwise) and tuples
+    ("[2,5)", "[2, 5)"), ("(-\\infty, 3)", "(-\\infty,3)"),
+    ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3,\\frac{\\pi}{2})"),
+    # sets and lists of solutions, any order
+    ("\\{1,2,3\\}", "\\{3, 2, 1\\}"), ("-2, 1", "1,-2"),
+    # plus-minus
+    ("\\pm 2", "-2, 2"), ("3\\pm\\sqrt{2}", "3+\\sqrt{2}, 3-\\sqrt{2}"),
+    # radicals and simple algebra (sympy)
+    ("2\\sqrt{3}", "\\sqrt{12}"), ("\\frac{\\sqrt{3}}{2}", "\\frac{\\sqrt3}{2}"), ("x^2+2x", "2x+x^2"),
+]
+MATH_DIFFERENT = [
+    ("11", "1"), ("(1,2]", "(1,2)"), ("(1,2)", "(2,1)"), ("\\frac{1}{2}", "\\frac{1}{3}"), ("2\\sqrt{3}", "3\\sqrt{2}"),
+    ("\\{1,2\\}", "\\{1,2,3\\}"), ("\\pm 2", "2"), ("x+1", "x-1"), ("A", "B"), ("5", None),
+]
+
+
+@pytest.mark.parametrize(("a", "b"), MATH_EQUAL)
+def test_math_equal_hard_cases(a: str, b: str) -> None:
+    assert math_equal(a, b) and math_equal(b, a)
+
+
+@pytest.mark.parametrize(("a", "b"), MATH_DIFFERENT)
+def test_math_equal_tells_apart(a: str, b: str | None) -> None:
+    assert not math_equal(a, b)
+
+
+def test_normalize_math_answer() -> None:
+    assert normalize_math_answer("$x = 1,000 \\text{ cm}$") == "1000"
+    assert normalize_math_answer("\\dfrac{1}{2}") == "\\frac{1}{2}"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("so $\\boxed{\\frac{3}{4}}$.", "\\frac{3}{4}"),
+    ("\\boxed{1} then \\boxed{2}", "2"),
+    ("The answer is $x=3$.", "x=3"),
+    ("Final Answer: The final answer is $18$. I hope it is correct.", "18"),
+    ("Thus the answer is 7.", "7"),
+    ("no answer here", None),
+])
+def test_extract_math_final(text: str, expected: str | None) -> None:
+    assert extract_math_final(text) == expected
+
+
+def test_math500_reference_solutions_are_equivalent_to_their_answers(shared_data: Path) -> None:
+    import json
+
+    rows = [json.loads(line) for line in (shared_data / "math-500" / "test500.jsonl").read_text().splitlines()]
+    assert len(rows) == 500
+    assert all(math_equal(extract_math_final(r["solution"]), r["answer"]) for r in rows)

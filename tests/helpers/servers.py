@@ -189,7 +189,7 @@ def serve_thread(model_or_spec: str | Backend | Model, *, name: str | None = Non
     from llmlab.backends.server import bind_socket, create_app, url_of
 
     if isinstance(model_or_spec, (str, Backend)):
-        model = Model(model_or_spec, retry=RetryPolicy(max_retries=0), concurrency=64)
+        model = Model(model_or_spec, retry=RetryPolicy(max_retries=0), concurrency=256, validate_schema=False)
     else:
         model = model_or_spec
     app = create_app(model, name)

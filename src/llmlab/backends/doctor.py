@@ -27,8 +27,14 @@ import anyio.to_thread
 import click
 
 from llmlab.backends.base import Backend, GenerateRequest, make_backend
-from llmlab.backends.openai_compat import CONTEXT_KEYS
-from llmlab.core.errors import LabError, MissingExtraError
+from llmlab.backends.openai_compat import CONTEXT_KEYS, OpenAIBackend, served_entry
+from llmlab.core.errors import (
+    BackendConnectionError,
+    BackendError,
+    BackendTimeoutError,
+    LabError,
+    MissingExtraError,
+)
 
 PROBE_PROMPT = "Reply with the single word OK."
 SPEC_HELP = "openai:<model>@<base_url>[,<base_url>...] | hf:<hub id or local path> | mock:<script>"
@@ -120,7 +126,7 @@ async def diagnose_backend(backend: Backend, *, timeout: float = 30.0) -> list[C
     """
     checks: list[Check] = []
     listed_context: int | None = None
-    if backend.name == "openai" and hasattr(backend, "endpoints"):
+    if isinstance(backend, OpenAIBackend):
         server_checks, listed_context = await _server_checks(backend, timeout)
         checks += server_checks
         if any(not c.ok and c.required for c in checks):
@@ -144,44 +150,39 @@ async def diagnose_backend(backend: Backend, *, timeout: float = 30.0) -> list[C
 
 
 async def _server_checks(backend: Any, timeout: float) -> tuple[list[Check], int | None]:
-    import openai
-
     checks: list[Check] = []
     context: int | None = None
     for ep in backend.endpoints:
         url = ep.url
         try:
             with anyio.fail_after(timeout):
-                page = await ep.client.models.list(timeout=timeout)
-        except (openai.APITimeoutError, TimeoutError):
+                entries = await backend.list_models(ep, timeout)
+        except (BackendTimeoutError, TimeoutError):
             checks.append(Check("reachable", False, f"{url}: no answer in {timeout:g}s",
                                 "check that the server is up and not overloaded, or raise --timeout"))
             continue
-        except openai.APIConnectionError as exc:
-            cause = exc.__cause__ if exc.__cause__ is not None else exc
-            checks.append(Check("reachable", False, f"{url}: cannot connect ({_one_line(cause)})",
+        except BackendConnectionError as exc:
+            checks.append(Check("reachable", False, f"{url}: cannot connect ({_one_line(exc)})",
                                 "start the server (e.g. vllm serve MODEL, or llmlab serve --model SPEC "
                                 "--port P) or correct the URL"))
             continue
-        except openai.APIStatusError as exc:
-            status = exc.status_code
-            if status in (401, 403):
-                checks.append(Check("reachable", False, f"{url}: HTTP {status} (not authorised)",
-                                    "set LLMLAB_API_KEY or OPENAI_API_KEY"))
-                continue
+        except BackendError as exc:
+            checks.append(Check("reachable", False, f"{url}: HTTP {exc.status} (not authorised)",
+                                "set LLMLAB_API_KEY or OPENAI_API_KEY"))
+            continue
+        if entries is None:
             # The server answers but has no model list: reachable, presence unknown.
-            checks.append(Check("reachable", True, f"{url}: answers (GET /models gave HTTP {status})"))
+            checks.append(Check("reachable", True, f"{url}: answers (GET /models gave no model list)"))
             checks.append(Check("model", False, f"{url}: the server does not list its models",
                                 "nothing to do if the chat check passes", required=False))
             continue
         checks.append(Check("reachable", True, f"{url}: answers"))
-        entries = list(page.data)
-        ids = [m.id for m in entries]
-        if backend.model in ids:
+        ids = [str(m["id"]) for m in entries]
+        entry = served_entry(backend.model, entries)
+        if entry is not None:
             checks.append(Check("model", True, f"'{backend.model}' is served at {url}"))
-            entry = entries[ids.index(backend.model)]
             for key in CONTEXT_KEYS:
-                value = getattr(entry, key, None)
+                value = entry.get(key)
                 if isinstance(value, int) and value > 0:
                     context = value
                     break

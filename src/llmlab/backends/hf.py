@@ -24,13 +24,28 @@ ECO (arXiv 2406.07933, §3) needs the prompt embeddings: :attr:`HFBackend.embedd
 input-embedding module, removed on exit — only *our* hook, unlike the official ``remove_hooks`` that
 clears every hook on the model).
 
-Deviations: ``request.timeout`` is ignored (a local forward pass cannot be abandoned half-way); usage
+Tools: when the tokenizer's chat template takes ``tools`` (it refers to them, as Qwen2.5, Llama 3.1+,
+Hermes and Mistral templates do), tool definitions are rendered by the template itself
+(``apply_chat_template(tools=[...])``), assistant tool calls and ``tool`` result messages are passed in
+the transformers message format, and tool calls are parsed from the reply (:func:`parse_tool_calls`:
+``<tool_call>{...}</tool_call>`` blocks, a bare JSON call or list of calls, Llama's ``<|python_tag|>`` and
+Mistral's ``[TOOL_CALLS]`` prefixes; only calls to a tool of the request count, and their text is removed
+from the reply). A template without tools raises :class:`UnsupportedFeatureError` for a request with
+tools. Images are refused (``capabilities.images`` is False: a causal LM takes no pixels). A schema in
+``response_format`` is not enforced here (``structured_output`` is False): the Model checks the reply
+and asks again.
+
+Deviations: ``tool_choice`` cannot force a call in free decoding: ``"none"`` leaves the tools out of the
+prompt and parses nothing, a named function keeps only that tool, ``"required"`` is treated as
+``"auto"``. ``request.timeout`` is ignored (a local forward pass cannot be abandoned half-way); usage
 counts every generated token of every sample, including the EOS token and tokens past a stop string.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import json
 import logging
 import os
 import re
@@ -49,7 +64,10 @@ from llmlab.backends.base import (
     Capabilities,
     GenerateRequest,
     GenerateResponse,
+    Message,
     TokenLogprob,
+    Tool,
+    ToolCall,
     Usage,
 )
 from llmlab.core.errors import (
@@ -88,6 +106,33 @@ def _import_transformers() -> Any:
 def _offline() -> bool:
     truthy = {"1", "true", "yes", "on"}
     return any(os.environ.get(k, "").strip().lower() in truthy for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub (``HF_ENDPOINT`` or huggingface.co) answers a TCP connect in ``timeout`` s.
+
+    A quick probe instead of letting transformers wait out its retries (~50 s) on a machine without network.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host = url.hostname or "huggingface.co"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    got = try_to_load_from_cache(repo_id, "config.json")
+    return isinstance(got, str)
 
 
 def parse_hf_spec(spec: str) -> tuple[str, dict[str, str]]:
@@ -159,17 +204,26 @@ class HFBackend(Backend):
     name: ClassVar[str] = "hf"
 
     def __init__(self, model: str, *, device: str | None = None, dtype: str | None = None) -> None:
+        source, is_local = resolve_model_source(model)
+        # decide about the hub before importing torch/transformers, so an unreachable hub is one quick line
+        hub_down = not is_local and not _offline() and not hub_reachable()
+        if hub_down and not _in_hub_cache(source):
+            raise ConfigError(
+                f"hf model '{model}' is not in the local Hugging Face cache and the hub is unreachable from "
+                "this machine; pass a local folder (hf:/path/to/model) or download it once with network"
+            )
         torch = _import_torch()
         transformers = _import_transformers()
-        source, is_local = resolve_model_source(model)
         self.model = model
         self.source = source
         self.device = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = dtype if dtype is not None else ("float32" if self.device == "cpu" else "auto")
         torch_dtype = "auto" if self.dtype == "auto" else getattr(torch, self.dtype)
+        local_only = _offline() or hub_down  # cached and the hub is down: load it without waiting on the hub
         try:
-            self.tokenizer = transformers.AutoTokenizer.from_pretrained(source)
-            self.hf_model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+            self.hf_model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype,
+                                                                              local_files_only=local_only)
         except OSError as exc:
             raise self._load_error(model, is_local, exc) from None
         except (ValueError, KeyError) as exc:
@@ -192,6 +246,7 @@ class HFBackend(Backend):
             tokenize=True,
             embeddings=True,
             context_length=self._context_length(),
+            tools=self.template_takes_tools,
         )
         self._limiter = anyio.CapacityLimiter(1)
         self._hook_lock = threading.Lock()
@@ -224,6 +279,14 @@ class HFBackend(Backend):
     @property
     def has_chat_template(self) -> bool:
         return getattr(self.tokenizer, "chat_template", None) is not None
+
+    @property
+    def template_takes_tools(self) -> bool:
+        """Whether the chat template renders tool definitions (it refers to ``tools``)."""
+        template = getattr(self.tokenizer, "chat_template", None)
+        if isinstance(template, dict):  # named templates: transformers picks "tool_use" when tools are given
+            return "tool_use" in template or any("tools" in str(t) for t in template.values())
+        return isinstance(template, str) and re.search(r"\btools\b", template) is not None
 
     def _context_length(self) -> int | None:
         cfg = self.hf_model.config
@@ -272,10 +335,15 @@ class HFBackend(Backend):
                 f"hf model '{self.model}' has no chat template; send a raw `prompt` instead of messages, "
                 "or use a chat/instruct model"
             )
+        kwargs: dict[str, Any] = {}
+        tools = offered_tools(request)
+        if tools:
+            kwargs["tools"] = [t.to_openai() for t in tools]
         text = self.tokenizer.apply_chat_template(
-            [{"role": m.role, "content": m.content} for m in request.messages],
+            [hf_message(m) for m in request.messages],
             add_generation_prompt=True,
             tokenize=False,
+            **kwargs,
         )
         # The template already contains any BOS it wants.
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -286,12 +354,21 @@ class HFBackend(Backend):
 
     def check(self, request: GenerateRequest) -> None:
         """Also reject chat requests when the tokenizer has no chat template, and bad sampling values."""
+        takes_tools = self.template_takes_tools  # the template may be set after loading
+        if takes_tools != self.capabilities.tools:
+            self.capabilities = dataclasses.replace(self.capabilities, tools=takes_tools)
+        if request.tools and not takes_tools:
+            raise UnsupportedFeatureError(
+                f"hf model '{self.model}': its chat template does not render tools; use a tool-calling model "
+                "(e.g. Qwen2.5-Instruct, Llama-3.1-Instruct) or serve one with vLLM"
+            )
         super().check(request)
         if request.messages is not None and not self.has_chat_template:
             raise UnsupportedFeatureError(
                 f"hf model '{self.model}' has no chat template; send a raw `prompt` instead of messages, "
                 "or use a chat/instruct model"
             )
+
         if request.temperature is not None and request.temperature < 0:
             raise ConfigError(f"temperature must be >= 0, got {request.temperature}")
         if request.top_p is not None and not 0 < request.top_p <= 1:
@@ -335,7 +412,8 @@ class HFBackend(Backend):
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         """Run ``request`` in the backend's single worker thread (requests queue, one at a time)."""
         self.check(request)
-        return await anyio.to_thread.run_sync(self._generate_sync, request, limiter=self._limiter)
+        response = await anyio.to_thread.run_sync(self._generate_sync, request, limiter=self._limiter)
+        return with_tool_calls(request, response)
 
     def _max_new_tokens(self, prompt_len: int, request: GenerateRequest) -> int:
         ctx = self.capabilities.context_length
@@ -492,3 +570,116 @@ class HFBackend(Backend):
         for tok, lp in pairs:
             top.setdefault(self.token_str(tok), lp)
         return top
+
+
+# -- tools -----------------------------------------------------------------------------------------
+
+def offered_tools(request: GenerateRequest) -> tuple[Tool, ...]:
+    """The tools put in the prompt: none for ``tool_choice="none"``, only the named one for a function choice."""
+    if not request.tools or request.tool_choice == "none":
+        return ()
+    choice = request.tool_choice
+    if isinstance(choice, dict):
+        fn = choice.get("function")
+        name = fn.get("name") if isinstance(fn, dict) else None
+        if isinstance(name, str):
+            return tuple(t for t in request.tools if t.name == name)
+    return request.tools
+
+
+def hf_message(m: Message) -> dict[str, Any]:
+    """A message in the transformers chat-template format (tool calls with dict arguments)."""
+    d: dict[str, Any] = {"role": m.role, "content": m.text}
+    if m.tool_calls:
+        calls = []
+        for c in m.tool_calls:
+            try:
+                args: Any = c.parsed_arguments()
+            except Exception:  # keep what the model wrote when it is not an object
+                args = c.arguments
+            calls.append({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": args}})
+        d["tool_calls"] = calls
+    if m.tool_call_id is not None:
+        d["tool_call_id"] = m.tool_call_id
+    if m.name is not None:
+        d["name"] = m.name
+    return d
+
+
+_TOOL_BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
+_PREFIXES = ("<|python_tag|>", "[TOOL_CALLS]")
+
+
+def _as_calls(value: Any) -> list[dict[str, Any]] | None:
+    items = value if isinstance(value, list) else [value]
+    calls = []
+    for v in items:
+        if not isinstance(v, dict) or not isinstance(v.get("name"), str):
+            return None
+        args = v.get("arguments", v.get("parameters", {}))
+        calls.append({"name": v["name"], "arguments": args})
+    return calls
+
+
+def parse_tool_calls(text: str, names: set[str], prefix: str = "call") -> tuple[str, list[ToolCall]]:
+    """Tool calls written in a reply, and the reply with them removed.
+
+    Recognised: ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` blocks (Hermes, Qwen2.5; an
+    unclosed last block too), or the whole reply being one JSON call or a list of calls (Llama 3.1's
+    ``{"name": ..., "parameters": ...}``), optionally after ``<|python_tag|>`` or ``[TOOL_CALLS]``. A call
+    to a name not in ``names`` is not a call (the text is kept).
+
+    Example:
+        >>> rest, calls = parse_tool_calls('Sure.<tool_call>{"name": "add", "arguments": {"a": 1}}</tool_call>',
+        ...                                {"add"})
+        >>> rest, calls[0].name, calls[0].arguments
+        ('Sure.', 'add', '{"a": 1}')
+    """
+    found: list[dict[str, Any]] = []
+    rest = text
+    if "<tool_call>" in text:
+        kept = []
+        for m in _TOOL_BLOCK.finditer(text):
+            try:
+                calls = _as_calls(json.loads(m.group(1)))
+            except json.JSONDecodeError:
+                calls = None
+            if calls and all(c["name"] in names for c in calls):
+                found += calls
+                kept.append(m.span())
+        for start, end in reversed(kept):
+            rest = rest[:start] + rest[end:]
+    else:
+        body = text.strip()
+        for p in _PREFIXES:
+            if body.startswith(p):
+                body = body[len(p):].strip()
+        if body.startswith(("{", "[")):
+            try:
+                calls = _as_calls(json.loads(body))
+            except json.JSONDecodeError:
+                calls = None
+            if calls and all(c["name"] in names for c in calls):
+                found, rest = calls, ""
+    out = [ToolCall(f"{prefix}_{k}", c["name"],
+                    c["arguments"] if isinstance(c["arguments"], str) else json.dumps(c["arguments"]))
+           for k, c in enumerate(found)]
+    return rest.strip() if out else text, out
+
+
+def with_tool_calls(request: GenerateRequest, response: GenerateResponse) -> GenerateResponse:
+    """Move the tool calls written in each choice's text into ``response.tool_calls`` (finish ``tool_calls``)."""
+    tools = offered_tools(request)
+    if not tools:
+        return response
+    names = {t.name for t in tools}
+    all_calls: list[list[ToolCall]] = []
+    for i, text in enumerate(response.texts):
+        rest, calls = parse_tool_calls(text, names, prefix=f"call_{request.sample_index}_{i}")
+        all_calls.append(calls)
+        if calls:
+            response.texts[i] = rest
+            response.finish_reasons[i] = "tool_calls"
+    if any(all_calls):
+        response.tool_calls = all_calls
+    return response

@@ -5,7 +5,14 @@
 - **Limiter**: at most ``concurrency`` calls in flight (an anyio CapacityLimiter).
 - **Retry**: 429, 5xx, timeouts and connection errors; exponential backoff with full jitter, and a
   server's ``Retry-After`` is honoured (never waited less than).
-- **Cache**: opt-in, complete keys (:mod:`llmlab.backends.cache`).
+- **Cache**: opt-in, complete keys (:mod:`llmlab.backends.cache`); tools, tool choice and
+  ``response_format`` are fields of the request, so they are part of the key.
+- **Structured output**: a request with ``response_format`` (``json_schema`` or ``json_object``) sent to a
+  backend whose ``capabilities.structured_output`` is False has each reply checked (JSON, then the schema
+  with ``jsonschema``); a reply that fails is asked again, up to ``schema_retries`` times, with the
+  reply and the validation error appended to the conversation, then :class:`ParseError` is raised. A
+  reply wrapped in a Markdown code fence that holds valid JSON is accepted and unwrapped. A backend that
+  enforces the schema itself is trusted (no check, no extra call).
 
 Every call is also reported to the current :class:`CallRecorder` (a context variable), which is how the
 run store attributes calls, tokens, cost and cache hits to the item that made them, even when items run
@@ -15,8 +22,10 @@ concurrently.
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import random
+import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -35,7 +44,7 @@ from llmlab.backends.base import (
     request_hash,
 )
 from llmlab.backends.cache import ResponseCache
-from llmlab.core.errors import BackendError, BudgetExceededError, ConfigError
+from llmlab.core.errors import BackendError, BudgetExceededError, ConfigError, MissingExtraError, ParseError
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +191,10 @@ class Model:
         cache: A :class:`ResponseCache` (opt-in; ``None`` means no caching).
         ledger: Shared usage/cost ledger (one is made if not given).
         defaults: Sampling defaults applied where a request leaves a field ``None``.
+        schema_retries: Repair calls per choice when a reply does not satisfy ``response_format`` and the
+            backend does not enforce it.
+        validate_schema: Check ``response_format`` replies at all (``llmlab serve`` turns it off: the
+            client checks).
 
     Example:
         >>> from llmlab.core.concurrency import run_sync
@@ -199,9 +212,15 @@ class Model:
         cache: ResponseCache | None = None,
         ledger: Ledger | None = None,
         defaults: Mapping[str, Any] | None = None,
+        schema_retries: int = 2,
+        validate_schema: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
+        if schema_retries < 0:
+            raise ConfigError(f"schema_retries must be >= 0, got {schema_retries}")
+        self.schema_retries = schema_retries
+        self.validate_schema = validate_schema
         self.backend = make_backend(backend) if isinstance(backend, str) else backend
         self.retry = retry if retry is not None else RetryPolicy()
         self.cache = cache
@@ -227,11 +246,50 @@ class Model:
     # -- the stack, outside-in ---------------------------------------------------------------------
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
-        """Run ``request`` through ledger → limiter → retry → cache → backend."""
+        """Run ``request`` through ledger → limiter → retry → cache → backend (→ schema check).
+
+        Raises:
+            ParseError: ``response_format`` was not met after ``schema_retries`` repair calls (only when the
+                backend does not enforce schemas).
+        """
         if self.defaults:
             fill = {k: v for k, v in self.defaults.items() if getattr(request, k) is None}
             if fill:
                 request = request.with_(**fill)
+        response = await self._generate(request)
+        if (request.response_format is not None and self.validate_schema
+                and not self.backend.capabilities.structured_output and request.messages is not None):
+            response = await self._structured(request, response)
+        return response
+
+    async def _structured(self, request: GenerateRequest, response: GenerateResponse) -> GenerateResponse:
+        """Check every choice against ``response_format``; repair the failing ones, one call each."""
+        assert request.response_format is not None and request.messages is not None
+        check = schema_checker(request.response_format)
+        for i, text in enumerate(response.texts):
+            if response.tool_calls and response.tool_calls[i]:
+                continue  # a tool call is an answer in its own right, not a JSON reply
+            messages = request.messages
+            attempt = 0
+            while True:
+                fixed, problem = check(text)
+                if problem is None:
+                    response.texts[i] = fixed
+                    break
+                if attempt >= self.schema_retries:
+                    raise ParseError(
+                        f"{self.name}: the reply does not match the requested response_format after "
+                        f"{attempt} repair call(s): {problem}"
+                    )
+                attempt += 1
+                ask = Message("user", SCHEMA_REPAIR.format(problem=problem))
+                messages = (*messages, Message("assistant", text), ask)
+                log.debug("schema repair %d of choice %d: %s", attempt, i, problem)
+                repair = await self._generate(request.with_(messages=messages, n=1))
+                text = repair.text
+        return response
+
+    async def _generate(self, request: GenerateRequest) -> GenerateResponse:
         self.backend.check(request)
         self.ledger.check()
         start = time.perf_counter()
@@ -317,6 +375,72 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model({self._identity}, concurrency={self.concurrency})"
+
+
+SCHEMA_REPAIR = (
+    "Your reply does not match the required JSON format: {problem}\n"
+    "Reply again with only the JSON, no other text."
+)
+_FENCE = re.compile(r"^\s*```(?:json)?\s*\n?(.*?)\n?```\s*$", re.S)
+
+
+def schema_checker(response_format: Mapping[str, Any]) -> Any:
+    """A function ``text -> (json_text, problem | None)`` for an OpenAI ``response_format``.
+
+    ``json_object`` asks for a JSON object; ``json_schema`` for a value valid under
+    ``response_format["json_schema"]["schema"]`` (JSON Schema, checked with ``jsonschema``). A reply in a
+    Markdown code fence is unwrapped first.
+
+    Raises:
+        ConfigError: The format is not json_object/json_schema, or the schema itself is invalid.
+        MissingExtraError: jsonschema is not installed (a json_schema format needs it).
+
+    Example:
+        >>> check = schema_checker({"type": "json_object"})
+        >>> check('{"a": 1}')
+        ('{"a": 1}', None)
+        >>> check("no")[1]
+        'not JSON (Expecting value at position 0)'
+    """
+    kind = response_format.get("type")
+    validator: Any = None
+    if kind == "json_schema":
+        spec = response_format.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, Mapping) else None
+        if not isinstance(schema, Mapping):
+            raise ConfigError("response_format json_schema needs {'json_schema': {'name': ..., 'schema': {...}}}")
+        try:
+            import jsonschema
+        except ImportError:
+            raise MissingExtraError("jsonschema", "all", "checking replies against a JSON schema") from None
+        cls = jsonschema.validators.validator_for(schema)
+        try:
+            cls.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            raise ConfigError(f"response_format: the JSON schema is invalid ({exc.message})") from None
+        validator = cls(schema)
+    elif kind != "json_object":
+        raise ConfigError(f"response_format type must be json_object or json_schema, got {kind!r}")
+
+    def check(text: str) -> tuple[str, str | None]:
+        m = _FENCE.match(text)
+        body = m.group(1) if m else text
+        try:
+            value = json.loads(body)
+        except json.JSONDecodeError as exc:
+            return text, f"not JSON ({exc.msg} at position {exc.pos})"
+        if validator is None:
+            if not isinstance(value, dict):
+                return text, f"expected a JSON object, got {type(value).__name__}"
+            return body.strip(), None
+        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+        if errors:
+            e = errors[0]
+            where = "/".join(str(p) for p in e.absolute_path)
+            return text, f"{e.message}" + (f" (at {where})" if where else "")
+        return body.strip(), None
+
+    return check
 
 
 def get_model(spec: str | Backend | Model, **options: Any) -> Model:

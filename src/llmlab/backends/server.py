@@ -2,8 +2,18 @@
 
 Endpoints: ``GET /v1/models``, ``POST /v1/chat/completions``, ``POST /v1/completions`` (both with
 ``stream: true`` server-sent events in the OpenAI chunk format, ``stream_options.include_usage`` honoured,
-``data: [DONE]`` at the end), ``GET /health`` and ``GET /llmlab/stats`` (backend calls so far, by
-endpoint — tests use it to count server calls). Every non-streaming answer carries ``usage``.
+``data: [DONE]`` at the end), ``GET /health``, ``GET /llmlab/stats`` (backend calls so far, by endpoint,
+most in flight at once, and the wall-clock times of the first request and the last answer — tests count
+server calls with it and ``bench/peers.py`` times each client's request phase with it) and
+``POST /llmlab/stats/reset``. Every non-streaming answer carries ``usage``.
+
+Chat requests take the OpenAI contract in full: content parts (text and ``image_url``), ``tools``,
+``tool_choice``, assistant messages with ``tool_calls``, ``tool`` result messages and ``response_format``
+(``json_schema`` / ``json_object``); all reach the served backend as a :class:`GenerateRequest`. A choice
+with tool calls is answered with ``message.tool_calls`` and ``finish_reason: "tool_calls"`` (streamed:
+one delta carrying the calls). ``GET /v1/models`` lists the backend's capabilities under ``"llmlab"``, so
+a client can tell whether the server enforces a JSON schema (an hf or mock backend does not; the client's
+Model then validates and retries, see :mod:`llmlab.backends.model`).
 
 The backend runs inside a :class:`~llmlab.backends.model.Model` with retries OFF, so failures reach the
 client as HTTP errors with an OpenAI-style JSON body (``{"error": {"message", "type", "code"}}``):
@@ -16,13 +26,18 @@ Deliberate choices:
 - The backend is not streaming: a streamed answer is generated whole, then sent as chunks (one per
   word-ish piece; one chunk when logprobs were asked, so token logprobs stay aligned with the text).
 - ``echo`` and several prompts in one ``/v1/completions`` call are rejected with 400 (not needed by any
-  llmlab method); tool calls and images are not supported.
+  llmlab method).
+- The served Model does not validate ``response_format`` itself (``validate_schema=False``): the schema
+  is the backend's to enforce, or the client's to check, so a failure is seen (and retried) where the
+  conversation lives.
+- Bodies are parsed and answers encoded with orjson when it is installed (the `fast` extra); uvicorn uses
+  httptools and uvloop when installed (the `web` extra lists them): at concurrency 128 the h11/asyncio
+  server spent more CPU per call than the client.
 - A request's ``seed`` is passed through as is; the client folds ``sample_index`` into it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -34,8 +49,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from llmlab.backends.base import Backend, GenerateRequest, GenerateResponse, Message
+from llmlab.backends.base import Backend, GenerateRequest, GenerateResponse, Message, Tool
 from llmlab.backends.model import Model, RetryPolicy
+from llmlab.backends.transport import dumps, loads
 from llmlab.core.errors import (
     BackendConnectionError,
     BackendError,
@@ -54,8 +70,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONCURRENCY = 64
-_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+DEFAULT_CONCURRENCY = 256
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
 _PIECES = re.compile(r"\s*\S+|\s+")
 
 
@@ -64,15 +80,37 @@ class BadRequest(Exception):
 
 
 class ServerStats:
-    """Backend calls seen by one app: total, by endpoint, and how many failed."""
+    """Backend calls seen by one app: total, by endpoint, failures, peak in flight, first/last times."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.requests = 0
         self.errors = 0
         self.by_endpoint: dict[str, int] = {"chat.completions": 0, "completions": 0}
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.first_request: float | None = None  # time.time() of the first request since the reset
+        self.last_response: float | None = None  # time.time() of the last answer sent
+
+    def start(self, endpoint: str) -> None:
+        self.requests += 1
+        self.by_endpoint[endpoint] += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        if self.first_request is None:
+            self.first_request = time.time()
+
+    def end(self, failed: bool) -> None:
+        self.in_flight -= 1
+        self.errors += failed
+        self.last_response = time.time()
 
     def as_dict(self) -> dict[str, Any]:
-        return {"requests": self.requests, "errors": self.errors, "by_endpoint": dict(self.by_endpoint)}
+        return {"requests": self.requests, "errors": self.errors, "by_endpoint": dict(self.by_endpoint),
+                "max_in_flight": self.max_in_flight, "first_request": self.first_request,
+                "last_response": self.last_response}
 
 
 # -- request parsing -------------------------------------------------------------------------------------
@@ -121,18 +159,66 @@ def _sampling(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _content_text(content: Any, i: int) -> str:
-    if isinstance(content, str):
-        return content
+def _message(m: Any, i: int) -> Message:
+    if not isinstance(m, dict):
+        raise BadRequest(f"messages[{i}] must be an object with 'role' and 'content'")
+    role = _ROLES.get(m.get("role"))  # type: ignore[arg-type]
+    if role is None:
+        raise BadRequest(f"messages[{i}].role must be system, user, assistant or tool; got {m.get('role')!r}")
+    content = m.get("content")
+    if content is not None and not isinstance(content, (str, list)):
+        raise BadRequest(f"messages[{i}].content must be a string or a list of text/image_url parts")
     if isinstance(content, list):
-        parts = []
         for part in content:
-            ok = isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
-            if not ok:
-                raise BadRequest(f"messages[{i}].content: only text parts are supported, got {part!r}")
-            parts.append(part["text"])
-        return "".join(parts)
-    raise BadRequest(f"messages[{i}].content must be a string or a list of text parts")
+            if not isinstance(part, dict) or part.get("type") not in ("text", "image_url"):
+                raise BadRequest(f"messages[{i}].content: parts must be text or image_url, got {part!r}")
+            if part["type"] == "text" and not isinstance(part.get("text"), str):
+                raise BadRequest(f"messages[{i}].content: a text part needs a string 'text'")
+            url = part.get("image_url")
+            if part["type"] == "image_url" and not (isinstance(url, dict) and isinstance(url.get("url"), str)):
+                raise BadRequest(f"messages[{i}].content: an image_url part needs image_url.url")
+    calls = m.get("tool_calls")
+    if calls is not None and (not isinstance(calls, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("function"), dict) for c in calls)):
+        raise BadRequest(f"messages[{i}].tool_calls must be a list of {{id, type, function}} objects")
+    if role == "tool" and not isinstance(m.get("tool_call_id"), str):
+        raise BadRequest(f"messages[{i}]: a tool message needs 'tool_call_id'")
+    try:
+        return Message.coerce({**m, "role": role})
+    except ConfigError as exc:
+        raise BadRequest(f"messages[{i}]: {exc}") from None
+
+
+def _tools(body: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise BadRequest("'tools' must be a list of {type: function, function: {name, ...}} objects")
+        parsed = []
+        for j, t in enumerate(tools):
+            fn = t.get("function") if isinstance(t, dict) else None
+            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+                raise BadRequest(f"tools[{j}] must be {{type: function, function: {{name, description, parameters}}}}")
+            params = fn.get("parameters")
+            parsed.append(Tool(fn["name"], str(fn.get("description") or ""),
+                               params if isinstance(params, dict) else {"type": "object", "properties": {}}))
+        out["tools"] = tuple(parsed)
+    choice = body.get("tool_choice")
+    if choice is not None:
+        if not (choice in ("auto", "none", "required") or isinstance(choice, dict)):
+            raise BadRequest(f"'tool_choice' must be auto, none, required or a function object, got {choice!r}")
+        out["tool_choice"] = choice
+    fmt = body.get("response_format")
+    if fmt is not None:
+        kind = fmt.get("type") if isinstance(fmt, dict) else None
+        if kind not in ("text", "json_object", "json_schema"):
+            raise BadRequest(f"'response_format' must be {{type: text | json_object | json_schema}}, got {fmt!r}")
+        if kind == "json_schema" and not isinstance(fmt.get("json_schema"), dict):
+            raise BadRequest("'response_format' of type json_schema needs a 'json_schema' object")
+        if kind != "text":
+            out["response_format"] = fmt
+    return out
 
 
 def parse_chat_body(body: Any) -> GenerateRequest:
@@ -146,20 +232,13 @@ def parse_chat_body(body: Any) -> GenerateRequest:
     msgs = body.get("messages")
     if not isinstance(msgs, list) or not msgs:
         raise BadRequest("'messages' must be a non-empty list of {role, content} objects")
-    messages = []
-    for i, m in enumerate(msgs):
-        if not isinstance(m, dict):
-            raise BadRequest(f"messages[{i}] must be an object with 'role' and 'content'")
-        role = _ROLES.get(m.get("role"))  # type: ignore[arg-type]
-        if role is None:
-            raise BadRequest(f"messages[{i}].role must be system, user or assistant; got {m.get('role')!r}")
-        messages.append(Message(role, _content_text(m.get("content"), i)))  # type: ignore[arg-type]
+    messages = tuple(_message(m, i) for i, m in enumerate(msgs))
     logprobs = body.get("logprobs")
     if logprobs is not None and not isinstance(logprobs, bool):
         raise BadRequest(f"'logprobs' must be true or false, got {logprobs!r}")
     top = _opt_int(body, "top_logprobs", 0)
-    return GenerateRequest(messages=tuple(messages), logprobs=bool(logprobs), top_logprobs=top if top else 0,
-                           **_sampling(body))
+    return GenerateRequest(messages=messages, logprobs=bool(logprobs), top_logprobs=top if top else 0,
+                           **_sampling(body), **_tools(body))
 
 
 def parse_completion_body(body: Any) -> GenerateRequest:
@@ -212,15 +291,30 @@ def _completion_logprobs(resp: GenerateResponse, i: int) -> dict[str, Any] | Non
             "top_logprobs": [dict(t.top) for t in seq], "text_offset": offsets}
 
 
+def _calls_json(resp: GenerateResponse, i: int) -> list[dict[str, Any]]:
+    if not resp.tool_calls or not resp.tool_calls[i]:
+        return []
+    return [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in resp.tool_calls[i]]
+
+
+def _finish(resp: GenerateResponse, i: int) -> str:
+    return "tool_calls" if resp.tool_calls and resp.tool_calls[i] else resp.finish_reasons[i]
+
+
 def chat_response(resp: GenerateResponse, name: str) -> dict[str, Any]:
-    """An OpenAI ``chat.completion`` object for ``resp``."""
+    """An OpenAI ``chat.completion`` object for ``resp`` (tool calls → ``finish_reason: "tool_calls"``)."""
+    choices = []
+    for i, t in enumerate(resp.texts):
+        calls = _calls_json(resp, i)
+        msg: dict[str, Any] = {"role": "assistant", "content": t if t or not calls else None}
+        if calls:
+            msg["tool_calls"] = calls
+        choices.append({"index": i, "message": msg, "logprobs": _chat_logprobs(resp, i),
+                        "finish_reason": _finish(resp, i)})
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-        "model": name,
-        "choices": [{"index": i, "message": {"role": "assistant", "content": t},
-                     "logprobs": _chat_logprobs(resp, i), "finish_reason": resp.finish_reasons[i]}
-                    for i, t in enumerate(resp.texts)],
-        "usage": _usage(resp),
+        "model": name, "choices": choices, "usage": _usage(resp),
     }
 
 
@@ -236,7 +330,7 @@ def completion_response(resp: GenerateResponse, name: str) -> dict[str, Any]:
 
 
 def _sse(obj: dict[str, Any]) -> str:
-    return f"data: {json.dumps(obj)}\n\n"
+    return f"data: {dumps(obj).decode()}\n\n"
 
 
 def stream_chunks(resp: GenerateResponse, name: str, chat: bool, include_usage: bool) -> Iterator[str]:
@@ -248,11 +342,14 @@ def stream_chunks(resp: GenerateResponse, name: str, chat: bool, include_usage: 
     if include_usage:
         base["usage"] = None
 
-    def chunk(i: int, piece: str | None, finish: str | None, logprobs: Any = None, role: bool = False) -> str:
+    def chunk(i: int, piece: str | None, finish: str | None, logprobs: Any = None, role: bool = False,
+              calls: list[dict[str, Any]] | None = None) -> str:
         if chat:
             delta: dict[str, Any] = {"role": "assistant", "content": ""} if role else {}
             if piece is not None:
                 delta["content"] = piece
+            if calls:
+                delta["tool_calls"] = [{"index": k, **c} for k, c in enumerate(calls)]
             choice = {"index": i, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
         else:
             choice = {"index": i, "text": piece if piece is not None else "", "logprobs": logprobs,
@@ -268,7 +365,10 @@ def stream_chunks(resp: GenerateResponse, name: str, chat: bool, include_usage: 
         else:
             for piece in _PIECES.findall(text):
                 yield chunk(i, piece, None)
-        yield chunk(i, None, resp.finish_reasons[i])
+        calls = _calls_json(resp, i) if chat else []
+        if calls:
+            yield chunk(i, None, None, calls=calls)
+        yield chunk(i, None, _finish(resp, i) if chat else resp.finish_reasons[i])
     if include_usage:
         yield _sse({**base, "choices": [], "usage": _usage(resp)})
     yield "data: [DONE]\n\n"
@@ -341,7 +441,7 @@ def create_app(model: Model | Backend, served_name: str | None = None) -> FastAP
     from starlette.responses import JSONResponse, Response, StreamingResponse
 
     m = model if isinstance(model, Model) else Model(
-        model, retry=RetryPolicy(max_retries=0), concurrency=DEFAULT_CONCURRENCY)
+        model, retry=RetryPolicy(max_retries=0), concurrency=DEFAULT_CONCURRENCY, validate_schema=False)
     name = served_name if served_name is not None else m.name
     accepted = {name, m.name}
     stats = ServerStats()
@@ -355,8 +455,8 @@ def create_app(model: Model | Backend, served_name: str | None = None) -> FastAP
     async def handle(request: Request, endpoint: str) -> Response:
         chat = endpoint == "chat.completions"
         try:
-            body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            body = loads(await request.body())
+        except (ValueError, UnicodeDecodeError) as exc:
             return error(400, f"the request body is not valid JSON ({exc})")
         try:
             req = parse_chat_body(body) if chat else parse_completion_body(body)
@@ -368,18 +468,18 @@ def create_app(model: Model | Backend, served_name: str | None = None) -> FastAP
             include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
         except (BadRequest, ConfigError) as exc:
             return error(400, str(exc))
-        stats.requests += 1
-        stats.by_endpoint[endpoint] += 1
+        stats.start(endpoint)
         try:
             resp = await m.generate(req)
         except Exception as exc:
-            stats.errors += 1
+            stats.end(True)
             status = error_status(exc)
             if not isinstance(exc, LabError):
                 log.exception("llmlab serve: unexpected error")
                 return error(500, f"internal error: {type(exc).__name__}: {exc}")
             headers = retry_after_headers(exc.retry_after) if isinstance(exc, RateLimitError) else None
             return error(status, str(exc), headers)
+        stats.end(False)
         if stream:
             async def events() -> AsyncIterator[str]:
                 for ev in stream_chunks(resp, name, chat, include_usage):
@@ -388,7 +488,7 @@ def create_app(model: Model | Backend, served_name: str | None = None) -> FastAP
             return StreamingResponse(events(), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache"})
         payload = chat_response(resp, name) if chat else completion_response(resp, name)
-        return Response(json.dumps(payload), media_type="application/json")
+        return Response(dumps(payload), media_type="application/json")
 
     async def chat_completions(request: Request) -> Response:
         return await handle(request, "chat.completions")
@@ -397,8 +497,12 @@ def create_app(model: Model | Backend, served_name: str | None = None) -> FastAP
         return await handle(request, "completions")
 
     entry: dict[str, Any] = {"id": name, "object": "model", "created": 0, "owned_by": "llmlab"}
-    if m.capabilities.context_length is not None:
-        entry["max_model_len"] = m.capabilities.context_length  # as vLLM lists it
+    caps = m.capabilities
+    if caps.context_length is not None:
+        entry["max_model_len"] = caps.context_length  # as vLLM lists it
+    # What the served backend can do; structured_output false tells a client to validate schemas itself.
+    entry["llmlab"] = {"structured_output": caps.structured_output, "tools": caps.tools, "images": caps.images,
+                       "logprobs": caps.logprobs, "raw_completion": caps.raw_completion}
 
     async def models(request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [entry]})
@@ -409,12 +513,17 @@ def create_app(model: Model | Backend, served_name: str | None = None) -> FastAP
     async def get_stats(request: Request) -> Response:
         return JSONResponse(stats.as_dict())
 
+    async def reset_stats(request: Request) -> Response:
+        stats.reset()
+        return JSONResponse(stats.as_dict())
+
     # Plain Starlette routes: the handlers parse bodies themselves (clear 400s, no per-call validation cost).
     app.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
     app.add_route("/v1/completions", completions, methods=["POST"])
     app.add_route("/v1/models", models, methods=["GET"])
     app.add_route("/health", health, methods=["GET"])
     app.add_route("/llmlab/stats", get_stats, methods=["GET"])
+    app.add_route("/llmlab/stats/reset", reset_stats, methods=["POST"])
     return app
 
 
@@ -451,9 +560,10 @@ def url_of(sock: socket.socket) -> str:
 @click.option("--model", "-m", "model_spec", required=True,
               help="Backend to serve: hf:<id or path> | mock:<script> | openai:<model>@<url>[,<url>...]")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", type=int, default=8000, show_default=True, help="Port (0 picks a free one).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port (0 picks a free one).")
 @click.option("--name", default=None, help="Model name clients use (default: the backend's model name).")
-@click.option("--concurrency", type=int, default=DEFAULT_CONCURRENCY, show_default=True,
+@click.option("--concurrency", type=click.IntRange(1, 100_000), default=DEFAULT_CONCURRENCY, show_default=True,
               help="Most backend calls in flight at once.")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="warning", show_default=True)
@@ -461,7 +571,7 @@ def serve_command(model_spec: str, host: str, port: int, name: str | None, concu
                   log_level: str) -> None:
     """Serve any backend as an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions)."""
     uvicorn = _require("uvicorn")
-    model = Model(model_spec, retry=RetryPolicy(max_retries=0), concurrency=concurrency)
+    model = Model(model_spec, retry=RetryPolicy(max_retries=0), concurrency=concurrency, validate_schema=False)
     app = create_app(model, name)
     sock = bind_socket(host, port)
     served = name if name is not None else model.name

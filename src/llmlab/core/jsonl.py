@@ -27,7 +27,7 @@ def read_jsonl(path: str | Path, *, what: str = "data file") -> Iterator[tuple[s
     if not p.is_file():
         raise DataError(f"{what} not found: {p}")
     try:
-        fh = p.open(encoding="utf-8")
+        fh = p.open(encoding="utf-8-sig")  # a UTF-8 byte-order mark (Windows editors) is accepted
     except OSError as exc:
         raise DataError(f"{p}: cannot read ({exc})") from None
     with fh:

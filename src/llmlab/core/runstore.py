@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmlab.core.errors import ConfigError
+from llmlab.core.errors import ConfigError, DataError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -143,6 +143,14 @@ class RunStore:
         self.root = root
         self.path = root / "run.sqlite"
         self.readonly = readonly
+        try:
+            self._open(readonly)
+        except sqlite3.DatabaseError as exc:  # not a database, truncated, locked beyond the timeout
+            raise DataError(f"{self.path}: not a readable run store ({exc}); move it away or use a new --run-id")\
+                from None
+
+    def _open(self, readonly: bool) -> None:
+        root = self.root
         if readonly:
             if not self.path.exists():
                 raise ConfigError(f"no run store at {self.path}")
@@ -167,8 +175,21 @@ class RunStore:
     # -- manifest ----------------------------------------------------------------------------------
 
     def manifest(self) -> dict[str, Any] | None:
+        """The run's manifest (None before the run started).
+
+        Raises:
+            DataError: The stored manifest is not a JSON object (a damaged store).
+        """
         row = self._db.execute("SELECT value FROM meta WHERE key = 'manifest'").fetchone()
-        return json.loads(row[0]) if row else None
+        if not row:
+            return None
+        try:
+            value = json.loads(row[0])
+        except (json.JSONDecodeError, TypeError):
+            value = None
+        if not isinstance(value, dict):
+            raise DataError(f"{self.path}: the stored manifest is damaged; move the run away or use a new --run-id")
+        return value
 
     def open_manifest(self, manifest: dict[str, Any], identity_keys: tuple[str, ...]) -> dict[str, Any]:
         """Write ``manifest`` for a new run, or check it matches an existing run's on resume.

@@ -24,6 +24,14 @@ MATH (Hendrycks et al., 2021, arXiv 2103.03874): :func:`last_boxed_only_string`,
 and ``modeling/eval_math_gpt.py``. They are written from the description in
 ``shared/specs/evaluation.md`` §10.2; no code was copied.
 
+MATH final answers in free text (:func:`extract_math_final`: the last ``\boxed{}``, else the last "the
+answer is ..." statement) and a lenient equivalence, :func:`math_equal`, our own implementation of the kind
+of normalisation PRM800K's grader performs (no code read or copied): hendrycks' :func:`is_equiv` first, then
+:func:`normalize_math_answer` (``$``, ``\text{}`` wrappers, ``\left``/``\right``, degrees, ``%``, a leading
+``x =``, trailing unit words, thousands commas) and structural checks: numbers by value, intervals/tuples
+elementwise with the same brackets, sets / comma lists / ``\pm`` pairs in any order, and simple expressions
+by sympy (the ``math`` extra; without sympy that last check says "not equal").
+
 Deliberate deviations:
 
 - GSM8K equivalence compares numbers as exact fractions and also accepts a relative difference up to
@@ -39,6 +47,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from typing import Any
 
 # -- numbers -------------------------------------------------------------------------------------------
 
@@ -404,3 +413,270 @@ def canonical_math_answer(text: str | None) -> str | None:
         return strip_string(inner)
     except ValueError:
         return inner
+
+
+# -- MATH: final answers stated in free text, and PRM800K-style equivalence ---------------------------
+
+_MATH_PHRASE_RE = re.compile(
+    r"(?:final answer|answer)\s*(?:\*\*|__)?\s*(?:is|was|would be|will be|should be|=|:)\s*(?:\*\*|__)?\s*:?\s*",
+    re.IGNORECASE,
+)
+_DOLLAR_SPAN_RE = re.compile(r"^\$+(.+?)\$+")
+
+
+def _stated_answer(text: str) -> str | None:
+    """The answer after the last "answer is" phrase: a ``$...$`` span, else the rest of the sentence."""
+    matches = list(_MATH_PHRASE_RE.finditer(text))
+    if not matches:
+        return None
+    tail = text[matches[-1].end():].strip()
+    m = _DOLLAR_SPAN_RE.match(tail)
+    if m is not None:
+        return m.group(1).strip()
+    end = _SENTENCE_END_RE.search(tail)
+    span = tail[: end.start()] if end is not None else tail
+    span = span.strip().rstrip(".").strip()
+    return span or None
+
+
+def extract_math_final(text: str | None) -> str | None:
+    r"""A MATH final answer in free text: the last ``\boxed{}``, else the last "answer is ..." statement.
+
+    Example:
+        >>> extract_math_final("so $\\boxed{\\frac{3}{4}}$."), extract_math_final("The answer is $x=3$.")
+        ('\\frac{3}{4}', 'x=3')
+    """
+    if text is None:
+        return None
+    boxed = extract_math_answer(text)
+    if boxed is not None:
+        return boxed
+    return _stated_answer(text)
+
+
+# Unit words dropped after a number (PRM800K's grader drops units the same way; our list).
+_UNIT_WORDS = (
+    "square units", "sq units", "units", "unit", "square feet", "square inches", "square meters",
+    "square centimeters", "cubic feet", "cubic inches", "cubic units", "sq ft", "feet", "foot", "ft",
+    "inches", "inch", "in", "meters", "meter", "m", "centimeters", "centimeter", "cm", "millimeters",
+    "mm", "kilometers", "km", "miles", "mile", "mph", "yards", "yard", "dollars", "dollar", "cents", "cent",
+    "degrees", "degree", "hours", "hour", "minutes", "minute", "seconds", "second", "days", "day",
+    "weeks", "week", "years", "year", "pounds", "pound", "ounces", "ounce", "people", "ways", "students",
+)
+_UNIT_RE = re.compile(
+    r"(?<=[\d}\s])\s*(?:" + "|".join(re.escape(u) for u in sorted(_UNIT_WORDS, key=len, reverse=True))
+    + r")(?:\^\{?[23]\}?|\^[23])?\s*$"
+)
+_TEXT_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox|textnormal)\s*\{([^{}]*)\}")
+_THOUSANDS_RE = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_VAR_EQ_RE = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?\s*=\s*(?!=)")
+
+
+def normalize_math_answer(s: str) -> str:
+    r"""Normalise a MATH final answer for comparison (our reading of what PRM800K's grader does).
+
+    Drops ``$``, ``\text{}`` wrappers (keeping their text), ``\left``/``\right``, spacing commands,
+    degrees, ``%``, a leading ``x =``, trailing unit words, thousands commas and spaces; turns
+    ``\dfrac``/``\tfrac`` into ``\frac`` and ``a/b`` into ``\frac{a}{b}``.
+
+    Example:
+        >>> normalize_math_answer("\\text{(B)}"), normalize_math_answer("x = 1,000 \\text{ cm}")
+        ('(B)', '1000')
+    """
+    s = s.strip()
+    s = s.replace("\\$", "").replace("$", "")
+    s = s.replace("\\!", "").replace("\\,", "").replace("\\;", "").replace("\\:", "").replace("\\ ", " ")
+    s = s.replace("\\displaystyle", "")
+    for _ in range(3):  # nested wrappers
+        s = _TEXT_RE.sub(lambda m: m.group(1), s)
+    s = s.replace("\\left", "").replace("\\right", "").replace("\\bigl", "").replace("\\bigr", "")
+    s = s.replace("tfrac", "frac").replace("dfrac", "frac")
+    s = s.replace("^{\\circ}", "").replace("^\\circ", "").replace("°", "").replace("\\circ", "")
+    s = s.replace("\\%", "").replace("%", "")
+    s = s.replace("\\leq", "≤").replace("\\geq", "≥").replace("\\le", "≤").replace("\\ge", "≥")
+    s = _VAR_EQ_RE.sub("", s.strip())
+    s = s.strip().rstrip(".").strip()
+    for _ in range(2):
+        s = _UNIT_RE.sub("", s).strip()
+    if _THOUSANDS_RE.match(s.replace(" ", "")):
+        s = s.replace(",", "")
+    s = s.replace(" ", "")
+    s = _fix_sqrt(s)
+    s = _fix_fracs(s)
+    s = _fix_a_slash_b(s)
+    if s.startswith("."):
+        s = "0" + s
+    return s
+
+
+def _split_top(s: str, sep: str = ",") -> list[str]:
+    """Split on ``sep`` outside brackets and braces."""
+    parts, depth, cur = [], 0, ""
+    for ch in s:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == sep and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return parts
+
+
+_PLAIN_FRAC_RE = re.compile(r"^(-?)\\frac\{(-?\d+(?:\.\d+)?)\}\{(-?\d+(?:\.\d+)?)\}$")
+
+
+def _as_number(s: str) -> Fraction | None:
+    r"""The value of an answer that is exactly one number (integer, decimal, ``\frac{a}{b}``)."""
+    m = _PLAIN_FRAC_RE.match(s)
+    if m is not None:
+        a, b = Fraction(m.group(2)), Fraction(m.group(3))
+        if b == 0:
+            return None
+        return -(a / b) if m.group(1) else a / b
+    if re.fullmatch(r"-?\d+(?:\.\d+)?|-?\.\d+", s):
+        return Fraction(s)
+    return None
+
+
+def _latex_to_sympy(s: str) -> Any:
+    """A sympy expression for simple LaTeX (fractions, roots, powers, pi), or ``None``."""
+    import sympy
+
+    t = s
+    for _ in range(4):
+        t = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"((\1)/(\2))", t)
+        t = re.sub(r"\\sqrt\[(\d+)\]\{([^{}]*)\}", r"((\2)**(1/(\1)))", t)
+        t = re.sub(r"\\sqrt\{([^{}]*)\}", r"sqrt(\1)", t)
+    t = t.replace("\\pi", "pi").replace("\\cdot", "*").replace("\\times", "*").replace("^", "**")
+    t = t.replace("{", "(").replace("}", ")")
+    if "\\" in t or not re.fullmatch(r"[\w\s().*/+\-]+", t):
+        return None
+    t = re.sub(r"(\d)([a-zA-Z(])", r"\1*\2", t)  # 2x -> 2*x, 2(x) -> 2*(x), 2sqrt(3) -> 2*sqrt(3)
+    t = re.sub(r"\)\(", ")*(", t)
+    return sympy.sympify(t, rational=True)
+
+
+def _symbolic_equal(a: str, b: str) -> bool:
+    """Whether two simple expressions are equal by sympy (lazy import; ``False`` without sympy)."""
+    if len(a) > 80 or len(b) > 80:
+        return False
+    try:
+        import sympy
+    except ImportError:
+        return False
+    try:
+        ea, eb = _latex_to_sympy(a), _latex_to_sympy(b)
+        if ea is None or eb is None:
+            return False
+        return bool(sympy.simplify(ea - eb) == 0)
+    except Exception:  # any parse failure means "not shown equal"
+        return False
+
+
+def _pm_expand(s: str) -> list[str] | None:
+    r"""``a \pm b`` → ``[a+b, a-b]``; ``None`` without ``\pm``."""
+    if "\\pm" not in s or s.count("\\pm") != 1:
+        return None
+    head, tail = s.split("\\pm")
+    return [f"{head}+{tail}" if head else tail, f"{head}-{tail}" if head else f"-{tail}"]
+
+
+def _atom_equal(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    x, y = _as_number(a), _as_number(b)
+    if x is not None and y is not None:
+        return x == y or abs(float(x) - float(y)) <= REL_TOL * max(abs(float(x)), abs(float(y)))
+    return _symbolic_equal(a, b)
+
+
+def _unordered_equal(xs: list[str], ys: list[str]) -> bool:
+    if len(xs) != len(ys):
+        return False
+    left = list(ys)
+    for x in xs:
+        for j, y in enumerate(left):
+            if _normalized_equal(x, y):
+                del left[j]
+                break
+        else:
+            return False
+    return True
+
+
+def _normalized_equal(a: str, b: str) -> bool:
+    if _atom_equal(a, b):
+        return True
+    pa, pb = _pm_expand(a), _pm_expand(b)
+    if pa is not None or pb is not None:
+        xs = pa if pa is not None else _split_top(a)
+        ys = pb if pb is not None else _split_top(b)
+        return _unordered_equal(xs, ys)
+    # Intervals and tuples: same brackets, elementwise (order matters).
+    if len(a) > 1 and len(b) > 1 and a[0] in "([" and b[0] in "([" and a[-1] in ")]" and b[-1] in ")]":
+        if (a[0], a[-1]) != (b[0], b[-1]):
+            return False
+        xs, ys = _split_top(a[1:-1]), _split_top(b[1:-1])
+        return len(xs) == len(ys) and all(_normalized_equal(x, y) for x, y in zip(xs, ys, strict=True))
+    # Sets: \{...\} or {...}; and bare comma lists (several solutions): order does not matter.
+    sa, sb = _set_body(a), _set_body(b)
+    xs = _split_top(sa if sa is not None else a)
+    ys = _split_top(sb if sb is not None else b)
+    if len(xs) > 1 or len(ys) > 1:
+        return _unordered_equal(xs, ys)
+    return False
+
+
+def _set_body(s: str) -> str | None:
+    for left, right in (("\\{", "\\}"), ("{", "}")):
+        if s.startswith(left) and s.endswith(right):
+            return s[len(left) : -len(right)]
+    return None
+
+
+def math_equal(prediction: str | None, reference: str | None) -> bool:
+    r"""MATH answer equivalence: hendrycks' :func:`is_equiv`, then PRM800K-style normalisation and checks.
+
+    After :func:`normalize_math_answer`, answers are equal when the strings match, when both are one
+    number of equal value, when sympy shows the difference of two simple expressions is 0, when both are
+    intervals/tuples with the same brackets and equal elements in order, or when both are sets or comma
+    lists (or a ``\pm`` pair) with equal elements in any order.
+
+    Example:
+        >>> math_equal("\\dfrac{1}{2}", "1/2"), math_equal("(1,2]", "(1, 2)"), math_equal("\\pm 2", "-2, 2")
+        (True, False, True)
+    """
+    if prediction is None or reference is None:
+        return False
+    if is_equiv(prediction, reference):
+        return True
+    a, b = normalize_math_answer(prediction), normalize_math_answer(reference)
+    if not a or not b:
+        return False
+    return _normalized_equal(a, b)
+
+
+def canonical_math_final(text: str | None) -> str | None:
+    r"""A voting key for a MATH final answer: :func:`extract_math_final`, normalised, numbers canonical.
+
+    Answers equal as numbers get the same key (``\dfrac12``, ``0.5``, ``1/2`` → ``"0.5"``); other answers
+    get their :func:`normalize_math_answer` form. A text with no box and no "answer is" counts as a bare
+    answer when it is one token (no whitespace), so the function is idempotent on its own output.
+
+    Example:
+        >>> canonical_math_final("\\boxed{\\dfrac12}"), canonical_math_final("The answer is 0.5.")
+        ('0.5', '0.5')
+    """
+    found = extract_math_final(text)
+    if found is None:
+        bare = text.strip() if text is not None else ""
+        if not bare or len(bare) > 100 or any(ch.isspace() for ch in bare):
+            return None
+        found = bare
+    norm = normalize_math_answer(found)
+    value = _as_number(norm)
+    return canonical_number(value) if value is not None else (norm or None)

@@ -41,9 +41,12 @@ Deviations from the official code, with reasons:
 - Calendar preferences: "not ... before T" means the meeting may not start before T, "not ... after T"
   that it may not end after T (the official data states no rule; its golden plans agree with this).
 - Generated instances reuse the official sentence shapes (the scorers and the validators read them) but
-  our own preamble wording; calendar ``duration`` is written in hours (0.5/1; the official README calls
-  it "number of meetings"). Trip generation defaults to unique solutions (``unique``), by adding events,
-  so that official EM and strict validity agree on generated data.
+  our own preamble wording. Their layout follows the official files (issue 19): ``prompt_0shot`` is the
+  bare task; ``prompt_5shot`` holds 5 examples fixed per size and of the query's size; trip flights
+  average 1.83 listed flights per city, 4% one-way; calendar ``num_people``/``num_days``/``duration`` are
+  strings, ``duration`` in hours ("0.5"/"1"; the official README calls it "number of meetings").
+  Trip generation defaults to unique solutions (``unique``), by adding events, so that official EM and
+  strict validity agree on generated data.
 - The answer extractor (for voting methods) returns a canonical text that the official parser reads to
   the same result as the raw response, so extraction never changes the official score.
 

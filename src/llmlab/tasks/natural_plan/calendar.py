@@ -354,7 +354,8 @@ def generate_calendar(n: int, seed: int, **knobs: Any) -> list[dict[str, Any]]:
         **knobs: See :class:`CalendarKnobs` (``people``, ``days``, ``minutes``, ...).
 
     Returns:
-        Records with ``id``, ``num_days``, ``num_people``, ``duration`` (hours), ``prompt_0shot``,
+        Records with ``id``, ``num_days``, ``num_people``, ``duration`` (hours; these three are strings,
+        as in the official file), ``prompt_0shot``,
         ``prompt_5shot`` and ``golden_plan`` (the one feasible slot, or the earliest when asked for).
 
     Raises:
@@ -362,7 +363,7 @@ def generate_calendar(n: int, seed: int, **knobs: Any) -> list[dict[str, Any]]:
 
     Example:
         >>> generate_calendar(1, seed=0, people=2, days=3)[0]["num_days"]
-        3
+        '3'
     """
     kn = build_config(CalendarKnobs, knobs)
     plo, phi = (kn.people, kn.people) if isinstance(kn.people, int) else (min(kn.people), max(kn.people))
@@ -371,13 +372,19 @@ def generate_calendar(n: int, seed: int, **knobs: Any) -> list[dict[str, Any]]:
             m % 30 or not 30 <= m <= 240 for m in kn.minutes):
         raise ConfigError("calendar knobs: people >= 1, days in 1..5, minutes multiples of 30 in 30..240")
     recs = [_calendar_instance(random.Random(f"calendar:{seed}:{i}"), kn) for i in range(n)]
-    pool = [_calendar_instance(random.Random(f"calendar-pool:{seed}:{j}"), kn)
-            for j in range(max(0, kn.shots - n + 1))]
-    attach_fewshot(recs, pool, shots=kn.shots, seed=seed, tag="calendar", problem=lambda r: r["_problem"],
-                   solution=lambda r: r["golden_plan"], preamble=prompts.CALENDAR_PREAMBLE,
-                   instruction=prompts.CALENDAR_0SHOT_INSTRUCTION)
-    keys = ("num_days", "num_people", "duration", "prompt_0shot", "prompt_5shot", "golden_plan")
-    return [{"id": f"calendar_scheduling_example_{i}", **{k: r[k] for k in keys}} for i, r in enumerate(recs)]
+
+    def shot(k: Any, j: int) -> Record:
+        rng = random.Random(f"calendar-shots:{seed}:{k[0]}:{k[1]}:{j}")
+        return _calendar_instance(rng, kn.model_copy(update={"people": int(k[0]), "days": int(k[1])}))
+
+    attach_fewshot(recs, shots=kn.shots, bucket=lambda r: (r["num_people"], r["num_days"]), make_shot=shot,
+                   problem=lambda r: r["_problem"], solution=lambda r: r["golden_plan"],
+                   preamble=prompts.CALENDAR_PREAMBLE)
+    keys = ("prompt_0shot", "prompt_5shot", "golden_plan")
+    # The official file writes the sizes as strings ("2", "1", "0.5"); so do we.
+    return [{"id": f"calendar_scheduling_example_{i}", "num_days": str(r["num_days"]),
+             "num_people": str(r["num_people"]), "duration": f"{r['duration']:g}", **{k: r[k] for k in keys}}
+            for i, r in enumerate(recs)]
 
 
 # -- the task ------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import random
 import re
 from abc import abstractmethod
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -101,38 +101,39 @@ def knob_bounds(spec: IntRange) -> tuple[int, int]:
 
 def attach_fewshot(
     records: list[Record],
-    pool: list[Record],
     *,
     shots: int,
-    seed: int,
-    tag: str,
+    bucket: Callable[[Record], Hashable],
+    make_shot: Callable[[Hashable, int], Record],
     problem: Callable[[Record], str],
     solution: Callable[[Record], str],
     preamble: str,
-    instruction: str,
 ) -> None:
-    """Fill ``prompt_0shot`` / ``prompt_5shot`` of ``records``; shots come from the OTHER instances.
+    """Fill ``prompt_0shot`` / ``prompt_5shot`` of ``records`` in the official data's layout.
+
+    The 0-shot prompt is the bare task text (the official files add nothing to it). The few-shot prompt
+    is ``preamble``, ``shots`` solved examples and the query; as in the official files the examples are
+    the SAME for every query of one size (``bucket``: the trip's city count, ...), and they are separate
+    instances (``make_shot(bucket, j)``), never a query of the file.
 
     Args:
         records: The generated instances (their ``_problem`` is the bare task text).
-        pool: Extra solved instances used only as shots (when ``records`` is too small).
         shots: Examples per few-shot prompt.
-        seed: Seeds which examples each prompt gets.
-        tag: Task tag mixed into the seed.
+        bucket: Record → its size key (the examples share it).
+        make_shot: ``(bucket, j)`` → the ``j``-th solved example of that size (deterministic).
         problem: Record → task text.
         solution: Record → solution text.
-        preamble: First paragraph of every prompt.
-        instruction: Format instruction of the 0-shot prompt.
+        preamble: First paragraph of every few-shot prompt.
     """
-    everyone = records + pool
-    for i, rec in enumerate(records):
-        others = [r for j, r in enumerate(everyone) if j != i]
-        rng = random.Random(f"{tag}-shots:{seed}:{i}")
-        chosen = rng.sample(others, min(shots, len(others)))
-        examples = "\n\n\n".join(prompts.SHOT.format(task=problem(r), solution=solution(r)) for r in chosen)
+    cache: dict[Hashable, str] = {}
+    for rec in records:
+        key = bucket(rec)
+        if key not in cache:
+            chosen = [make_shot(key, j) for j in range(shots)]
+            cache[key] = "\n\n\n".join(prompts.SHOT.format(task=problem(r), solution=solution(r)) for r in chosen)
         query = prompts.QUERY.format(task=problem(rec))
-        rec["prompt_0shot"] = f"{preamble} {instruction}\n\n{query}"
-        rec["prompt_5shot"] = f"{preamble} {prompts.FEWSHOT_INTRO}\n\n{examples}\n\n\n{query}"
+        rec["prompt_0shot"] = problem(rec)
+        rec["prompt_5shot"] = f"{preamble} {prompts.FEWSHOT_INTRO}\n\n{cache[key]}\n\n\n{query}"
 
 
 def problem_text(prompt: str) -> str:

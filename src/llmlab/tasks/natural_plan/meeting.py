@@ -363,11 +363,14 @@ def generate_meeting(n: int, seed: int, **knobs: Any) -> list[dict[str, Any]]:
         raise ConfigError(f"meeting knobs: people must lie in 1..{len(LOCATIONS) - 1} and "
                           "15 <= min_minutes <= max_minutes")
     recs = [_meeting_instance(random.Random(f"meeting:{seed}:{i}"), kn) for i in range(n)]
-    pool = [_meeting_instance(random.Random(f"meeting-pool:{seed}:{j}"), kn)
-            for j in range(max(0, kn.shots - n + 1))]
-    attach_fewshot(recs, pool, shots=kn.shots, seed=seed, tag="meeting", problem=lambda r: r["_problem"],
-                   solution=lambda r: join_steps(r["golden_plan"]), preamble=prompts.MEETING_PREAMBLE,
-                   instruction=prompts.MEETING_0SHOT_INSTRUCTION)
+
+    def shot(k: Any, j: int) -> Record:
+        rng = random.Random(f"meeting-shots:{seed}:{k}:{j}")
+        return _meeting_instance(rng, kn.model_copy(update={"people": int(k)}))
+
+    attach_fewshot(recs, shots=kn.shots, bucket=lambda r: r["num_people"], make_shot=shot,
+                   problem=lambda r: r["_problem"], solution=lambda r: join_steps(r["golden_plan"]),
+                   preamble=prompts.MEETING_PREAMBLE)
     keys = ("num_people", "constraints", "dist_matrix", "prompt_0shot", "prompt_5shot", "golden_plan")
     return [{"id": f"meeting_planning_example_{i}", **{k: r[k] for k in keys}} for i, r in enumerate(recs)]
 

@@ -3,7 +3,8 @@
 The problem statements keep the official data's *structure* (the sentence shapes that the official
 scorers and our constraint parsers read: ``European cities for N days``, ``Here are the cities that have
 direct flights:``, ``CONSTRAINTS: You arrive at ...``, ``Here is the proposed time: Monday, 9:00 - 9:30``),
-so one parser reads both the official files and ours. Preambles and instructions are our own wording.
+so one parser reads both the official files and ours. As in the official files, the 0-shot prompt is
+the bare task and only the few-shot prompt opens with a preamble; preambles are our own wording.
 """
 
 from __future__ import annotations
@@ -35,11 +36,6 @@ TRIP_EVENT_SENTENCES = (
 TRIP_FLIGHTS = "Here are the cities that have direct flights:\n{flights}."
 TRIP_TAIL = "Find a trip plan of visiting the cities for {days} days by taking direct flights to commute between them."
 TRIP_GOLDEN_HEAD = "Here is the trip plan for visiting the {k} European cities for {days} days:"
-TRIP_0SHOT_INSTRUCTION = (
-    "Answer with one line per stay and per flight, in this form:\n"
-    "**Day 1-3:** Arriving in A and visit A for 3 days.\n**Day 3:** Fly from A to B.\n"
-    "**Day 3-6:** Visit B for 4 days."
-)
 
 # -- meeting planning ----------------------------------------------------------------------------------
 
@@ -55,11 +51,6 @@ MEETING_DISTANCES = "Travel distances (in minutes):\n{rows}"
 MEETING_ARRIVE = "CONSTRAINTS: You arrive at {location} at {time}."
 MEETING_FRIEND = (
     "{name} will be at {location} from {start} to {end}. You'd like to meet {name} for a minimum of {minutes} minutes."
-)
-MEETING_0SHOT_INSTRUCTION = (
-    "Your response should start with 'SOLUTION:' followed by sentences of the forms 'You start at P at T.', "
-    "'You travel to P in N minutes and arrive at T.', 'You wait until T.' and "
-    "'You meet NAME for N minutes from T1 to T2.'"
 )
 
 # -- calendar scheduling -------------------------------------------------------------------------------
@@ -89,7 +80,6 @@ CALENDAR_AVOID_AFTER = "{name} can not meet on {day} after {time}. "
 CALENDAR_EARLIEST = "The group would like to meet at their earliest availability. "
 CALENDAR_TAIL = "Find a time that works for everyone's schedule and constraints. "
 CALENDAR_GOLDEN = "Here is the proposed time: {day}, {start} - {end} "
-CALENDAR_0SHOT_INSTRUCTION = "Answer in the form 'Here is the proposed time: Monday, 14:30 - 15:30'."
 
 # -- shared --------------------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -285,18 +286,19 @@ class TripKnobs(LabConfig):
         cities: Cities per instance, an int or ``[lo, hi]`` (the paper: 3 to 10).
         max_stay: Longest stay in days (stays are 2..max_stay).
         event_rate: Chance that a city gets a fixed-day event (its window is the golden stay).
-        extra_flights: Chance that a pair of cities off the golden route gets a flight too.
-        one_way_rate: Chance that a flight is one-way.
+        extra_flights: Chance that a pair of cities off the golden route gets a flight too (0.53 gives
+            1.83 listed flights per city over 3..10 cities, the official files' density).
+        one_way_rate: Chance that a flight is one-way (the official files: 4% of listed flights).
         unique: Add events until the exact solver finds exactly one valid itinerary, so that the
             official EM (which accepts only the golden plan) and strict validity agree.
-        shots: Examples in ``prompt_5shot``.
+        shots: Examples in ``prompt_5shot`` (the same ones for every query with the same city count).
     """
 
     cities: IntRange = [3, 10]
     max_stay: int = 7
     event_rate: float = 0.3
-    extra_flights: float = 0.2
-    one_way_rate: float = 0.2
+    extra_flights: float = 0.53
+    one_way_rate: float = 0.04
     unique: bool = True
     shots: int = 5
 
@@ -386,10 +388,13 @@ def generate_trip(n: int, seed: int, **knobs: Any) -> list[dict[str, Any]]:
     if lo < 2 or hi > len(CITIES) or kn.max_stay < 2:
         raise ConfigError(f"trip knobs: cities must lie in 2..{len(CITIES)} and max_stay >= 2")
     recs = [_trip_instance(random.Random(f"trip:{seed}:{i}"), kn) for i in range(n)]
-    pool = [_trip_instance(random.Random(f"trip-pool:{seed}:{j}"), kn) for j in range(max(0, kn.shots - n + 1))]
-    attach_fewshot(recs, pool, shots=kn.shots, seed=seed, tag="trip", problem=lambda r: r["_problem"],
-                   solution=lambda r: r["golden_plan"], preamble=prompts.TRIP_PREAMBLE,
-                   instruction=prompts.TRIP_0SHOT_INSTRUCTION)
+
+    def shot(k: Hashable, j: int) -> Record:
+        return _trip_instance(random.Random(f"trip-shots:{seed}:{k}:{j}"), kn.model_copy(update={"cities": k}))
+
+    attach_fewshot(recs, shots=kn.shots, bucket=lambda r: r["num_cities"], make_shot=shot,
+                   problem=lambda r: r["_problem"], solution=lambda r: r["golden_plan"],
+                   preamble=prompts.TRIP_PREAMBLE)
     keys = ("cities", "durations", "num_cities", "prompt_0shot", "prompt_5shot", "golden_plan")
     return [{"id": f"trip_planning_example_{i}", **{k: r[k] for k in keys}} for i, r in enumerate(recs)]
 

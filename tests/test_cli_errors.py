@@ -1,0 +1,159 @@
+"""Every value a user can get wrong: input → exit code → the one line (never a traceback)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from llmlab.cli import main
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    d = tmp_path / "data" / "gsm8k"
+    d.mkdir(parents=True)
+    (d / "test.jsonl").write_text('{"question": "1+1?", "answer": "x\\n#### 2"}\n')
+    return tmp_path / "data"
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = main(list(args))
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+EVAL = ("eval", "gsm8k", "--model", "mock:echo", "--no-progress")
+
+CASES = [
+    # (extra args, exit code, text the one line must contain)
+    (("--limit", "-1"), 2, "--limit must be >= 1, got -1"),
+    (("--limit", "0"), 2, "--limit must be >= 1"),
+    (("--concurrency", "0"), 2, "--concurrency must be >= 1"),
+    (("--timeout", "-1"), 2, "--timeout must be > 0 seconds"),
+    (("--timeout", "0"), 2, "--timeout must be > 0 seconds"),
+    (("--max-retries", "-1"), 2, "--max-retries must be between 0 and 100"),
+    (("--budget", "-1"), 2, "--budget must be > 0 USD"),
+    (("--budget", "0"), 2, "--budget must be > 0 USD"),
+    (("--run-id", "../../escaped-run"), 2, "is not a valid run name"),
+    (("--run-id", ""), 2, "is not a valid run name"),
+    (("--run-id", "a/b"), 2, "is not a valid run name"),
+    (("-p", "k=100000000", "--method", "self_consistency"), 2, "k must be between 0 and 100000"),
+    (("-p", "temperature=9"), 2, "temperature must be between 0 and 5"),
+    (("-p", "max_tokens=0"), 2, "max_tokens"),
+    (("-p", "nope=1"), 2, "unknown key 'nope'"),
+    (("--method", "self_consistncy"), 2, "Did you mean 'self_consistency'?"),
+    (("-t", "n_shot=-1"), 2, "n_shot"),
+]
+
+
+@pytest.mark.parametrize("extra,code,needle", CASES, ids=[" ".join(c[0]) or "(empty)" for c in CASES])
+def test_bad_eval_input_is_one_line(capsys, tmp_path, data, extra, code, needle):
+    got, err = _run(capsys, *EVAL, "--data-dir", str(data), "--runs-dir", str(tmp_path / "runs"), *extra)
+    assert got == code, err
+    assert needle in err and "\n" not in err and "Traceback" not in err
+    assert not (tmp_path.parent / "escaped-run").exists()
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ("mock:echo?fail_500=1.5", "fail_500 is a probability per call"),
+    ("mock:echo?fail_500=0.7&fail_429=0.6", "add up to 1.3 > 1"),
+    ("mock:echo?latency=-1", "latency is seconds per call"),
+    ("mock:echo?bogus=1", "bogus"),
+    ("nokind", "needs a backend prefix"),
+    ("nosuch:thing", "Unknown backend 'nosuch'"),
+])
+def test_bad_model_specs_are_one_line(capsys, tmp_path, data, spec, needle):
+    got, err = _run(capsys, "eval", "gsm8k", "--model", spec, "--no-progress", "--data-dir", str(data),
+                    "--runs-dir", str(tmp_path / "runs"))
+    assert got == 2 and needle in err and "\n" not in err, err
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_serve_port_out_of_range_is_one_line(capsys, port):
+    got, err = _run(capsys, "serve", "--model", "mock:echo", "--port", port)
+    assert got == 2 and "--port" in err and "\n" not in err
+
+
+def test_openai_sdk_spec_leaves_the_url_out_of_the_identity():
+    from llmlab.runner import model_identity
+
+    assert model_identity("openai-sdk:m@http://a:1/v1") == model_identity("openai-sdk:m@http://b:2/v1")
+
+
+def test_data_file_for_a_folder_task_says_use_data_dir(capsys, tmp_path, data):
+    got, err = _run(capsys, *EVAL, "--data", str(data / "gsm8k" / "test.jsonl"), "--runs-dir", str(tmp_path))
+    assert got == 2 and "pass --data-dir DIR" in err and "data_file" not in err
+
+
+def test_an_empty_data_file_is_refused_not_a_zero_item_success(capsys, tmp_path):
+    (tmp_path / "d" / "gsm8k").mkdir(parents=True)
+    (tmp_path / "d" / "gsm8k" / "test.jsonl").write_text("")
+    got, err = _run(capsys, *EVAL, "--data-dir", str(tmp_path / "d"), "--runs-dir", str(tmp_path / "r"))
+    assert got != 0 and "has no items" in err and "\n" not in err
+
+
+def test_a_utf8_bom_in_jsonl_is_accepted(capsys, tmp_path, data):
+    f = data / "gsm8k" / "test.jsonl"
+    f.write_bytes(b"\xef\xbb\xbf" + f.read_bytes())
+    got, err = _run(capsys, *EVAL, "--data-dir", str(data), "--runs-dir", str(tmp_path / "r"))
+    assert got == 0, err
+
+
+def test_runs_dir_that_is_a_file_is_one_line(capsys, tmp_path, data):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    got, err = _run(capsys, *EVAL, "--data-dir", str(data), "--runs-dir", str(blocker))
+    assert got == 2 and "--runs-dir" in err and "\n" not in err
+
+
+def _make_run(tmp_path: Path, data: Path) -> Path:
+    assert main([*EVAL, "--data-dir", str(data), "--runs-dir", str(tmp_path / "runs"), "--run-id", "r1"]) == 0
+    return tmp_path / "runs" / "r1"
+
+
+def test_corrupted_store_on_report_and_on_resume(capsys, tmp_path, data):
+    root = _make_run(tmp_path, data)
+    capsys.readouterr()
+    for f in root.glob("run.sqlite*"):
+        f.unlink()
+    (root / "run.sqlite").write_bytes(b"this is not a database" * 100)
+    got, err = _run(capsys, "report", "r1", "--runs-dir", str(tmp_path / "runs"))
+    assert got != 0 and "not a readable run store" in err and "\n" not in err
+    got, err = _run(capsys, *EVAL, "--data-dir", str(data), "--runs-dir", str(tmp_path / "runs"), "--run-id", "r1")
+    assert got != 0 and "not a readable run store" in err and "\n" not in err
+
+
+def test_damaged_manifest_on_report(capsys, tmp_path, data):
+    root = _make_run(tmp_path, data)
+    capsys.readouterr()
+    with sqlite3.connect(root / "run.sqlite") as db:
+        db.execute("UPDATE meta SET value = '{not json' WHERE key = 'manifest'")
+    got, err = _run(capsys, "report", "r1", "--runs-dir", str(tmp_path / "runs"))
+    assert got != 0 and "manifest is damaged" in err and "\n" not in err
+
+
+def test_report_shows_the_real_wall_time(capsys, tmp_path, data):
+    _make_run(tmp_path, data)
+    capsys.readouterr()
+    assert main(["report", "r1", "--runs-dir", str(tmp_path / "runs"), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["wall_s"] > 0
+
+
+def test_cache_stats_on_a_missing_folder_reports_nothing_cached(capsys, tmp_path):
+    missing = tmp_path / "no" / "such" / "cache.sqlite"
+    assert main(["cache", "stats", "--path", str(missing)]) == 0
+    assert json.loads(capsys.readouterr().out)["entries"] == 0
+    assert not missing.parent.exists()  # no folders created just to report
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("lab", "train", "--steps", "0"), "--steps"),
+    (("lab", "train", "--seq-len", "-1"), "--seq-len"),
+])
+def test_bad_lab_input_is_one_line(capsys, args, needle):
+    got, err = _run(capsys, *args)
+    assert got == 2 and needle in err and "\n" not in err
