@@ -270,5 +270,6 @@ def test_failed_items_are_retried_on_resume_and_only_they_are_called(tmp_path):
     finally:
         FLAKY["on"] = True
     assert second.new_items == 2  # exactly the failed ones ran again
-    assert second.n_errors == 0 and second.n_scored == 10  # each retried row now holds its successful attempt
+    assert second.n_errors == 0 and second.n_scored == 10
+    assert second.calls == 12  # the failed attempts' calls still count (their spend is not forgotten)
     assert second.aggregate["accuracy"] == pytest.approx(0.9)  # item 3 is answered wrong by the doubler

@@ -229,6 +229,15 @@ class RunStore:
         values[_COLUMNS.index("correct")] = None if row.correct is None else int(row.correct)
         values[_COLUMNS.index("finished_at")] = time.time()
         with self._db:  # one transaction: the row and its transcript together
+            # a retried item keeps the spend of its failed attempts: calls, tokens and cost accumulate
+            prev = self._db.execute(
+                "SELECT calls, prompt_tokens, completion_tokens, cost, retries FROM items "
+                "WHERE item_id = ? AND error IS NOT NULL", (row.item_id,)).fetchone()
+            if prev is not None:
+                for name, old in zip(("calls", "prompt_tokens", "completion_tokens", "cost", "retries"), prev,
+                                     strict=True):
+                    i = _COLUMNS.index(name)
+                    values[i] = (values[i] or 0) + (old or 0)
             self._db.execute(_INSERT, values)
             if calls is not None:
                 self._db.execute("DELETE FROM calls WHERE item_id = ?", (row.item_id,))
