@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shutil
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -98,7 +100,7 @@ def main() -> None:
     ap.add_argument("--max-cluster", type=int, default=64)
     ap.add_argument("--tokens", type=int, default=24)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--dir", default="/tmp/llmlab-offload-bench")
+    ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "llmlab-offload-bench"))
     ap.add_argument("--seed", type=int, default=0)
     add_threads_arg(ap)
     args = ap.parse_args()

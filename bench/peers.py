@@ -253,7 +253,7 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.2)
     ap.add_argument("--repeats", type=int, default=1, help="runs per client and level (the median is shown)")
     ap.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
-    ap.add_argument("--venv", default="/tmp/llmlab-peers-venv")
+    ap.add_argument("--venv", default=os.path.join(tempfile.gettempdir(), "llmlab-peers-venv"))
     ap.add_argument("--ours-only", action="store_true", help="only llmlab (default and openai-sdk transports)")
     ap.add_argument("--transports", action="store_true", help="time the bare transports only (see above)")
     ap.add_argument("--clients", default=None,

@@ -26,6 +26,7 @@ Deviations from textgrad 0.1.8, each on purpose:
 from __future__ import annotations
 
 import inspect
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -49,11 +50,12 @@ async def _run_all(thunks: Sequence[Callable[[], Awaitable[None]]], concurrent: 
             await t()
 
 
-class Function:
+class Function(ABC):
     """Base of the ops: ``op(...)`` is the synchronous forward, ``await op.aforward(...)`` the async one."""
 
+    @abstractmethod
     async def aforward(self, *args: Any, **kwargs: Any) -> Variable:
-        raise NotImplementedError
+        """The op's forward pass."""
 
     def forward(self, *args: Any, **kwargs: Any) -> Variable:
         return run_blocking(self.aforward(*args, **kwargs))

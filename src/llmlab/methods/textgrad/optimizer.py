@@ -21,6 +21,7 @@ Deviations from textgrad 0.1.8, each on purpose:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +54,7 @@ class TagFailure:
     replies: list[str]
 
 
-class Optimizer:
+class Optimizer(ABC):
     """Base: ``zero_grad()`` clears the parameters' feedback; ``step()`` / ``await astep()`` update them."""
 
     def __init__(self, parameters: Sequence[Variable]) -> None:
@@ -70,8 +71,9 @@ class Optimizer:
         for p in self.parameters:
             p.gradients = []
 
+    @abstractmethod
     async def astep(self) -> None:
-        raise NotImplementedError
+        """Update every parameter from its feedback."""
 
     def step(self) -> None:
         """Synchronous :meth:`astep`."""
