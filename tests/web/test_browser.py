@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 
 import pytest
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = os.environ.get("LLMLAB_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+from tests.helpers.chromium import browser_page, needs_chromium
 
-pytestmark = pytest.mark.skipif(
-    not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)),
-    reason=f"chromium not found at {CHROMIUM} (apt-get install -y chromium)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 def page():  # type: ignore[no-untyped-def]
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
+    yield from browser_page()
 
 
 def test_vote_in_browser_changes_leaderboard_and_forgery_is_rejected(arena_server, page) -> None:  # type: ignore[no-untyped-def]

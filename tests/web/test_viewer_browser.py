@@ -6,7 +6,6 @@ Screenshots go to ``$LLMLAB_SCREENSHOTS`` when set (to look at them), else to th
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import threading
 import time
@@ -16,20 +15,14 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.chromium import browser_page, needs_chromium
 from tests.helpers.runs import make_run
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 uvicorn = pytest.importorskip("uvicorn")
 Image = pytest.importorskip("PIL.Image")
 
-CHROMIUM = os.environ.get("LLMLAB_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-pytestmark = pytest.mark.skipif(
-    not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)),
-    reason=f"chromium not found at {CHROMIUM} (apt-get install -y chromium)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -58,12 +51,7 @@ def viewer_url(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def page() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield browser.new_page(viewport={"width": 1280, "height": 900})
-        finally:
-            browser.close()
+    yield from browser_page(viewport={"width": 1280, "height": 900})
 
 
 def _shot(page: Any, folder: Path, name: str) -> Path:
