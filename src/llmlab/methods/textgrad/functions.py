@@ -50,6 +50,20 @@ async def _run_all(thunks: Sequence[Callable[[], Awaitable[None]]], concurrent: 
             await t()
 
 
+def _feedback_call(engine: Engine, system: str, text: str, conversation: str, variable: Variable,
+                   response: Variable, key: tuple[int, int]) -> Callable[[], Awaitable[None]]:
+    """The thunk of one backward call: ask for feedback on ``variable`` and add it as its gradient."""
+
+    async def run() -> None:
+        feedback = await engine.agenerate(text, system, kind="backward")
+        g = feedback_variable(feedback, variable, key, response._reduce_meta)
+        variable.add_gradient(g, {"context": conversation, "response_desc": response.role_description,
+                                  "variable_desc": variable.role_description})
+        _extend_meta(variable, response._reduce_meta)
+
+    return run
+
+
 class Function(ABC):
     """Base of the ops: ``op(...)`` is the synchronous forward, ``await op.aforward(...)`` the async one."""
 
@@ -133,14 +147,7 @@ class LLMCall(Function):
                         + p.objective_base.format(**info))
             text += p.evaluate_variable.format(**info)
 
-            async def run() -> None:
-                feedback = await engine.agenerate(text, p.backward_system, kind="backward")
-                g = feedback_variable(feedback, variable, (order, j), response._reduce_meta)
-                variable.add_gradient(g, {"context": conversation, "response_desc": response.role_description,
-                                          "variable_desc": variable.role_description})
-                _extend_meta(variable, response._reduce_meta)
-
-            return run
+            return _feedback_call(engine, p.backward_system, text, conversation, variable, response, (order, j))
 
         await _run_all([one(j, v) for j, v in enumerate(targets)], concurrent)
 
@@ -334,13 +341,6 @@ class StringBasedFunction(Function):
                         + p.objective_base.format(**info))
             text += p.evaluate_variable.format(**info)
 
-            async def run() -> None:
-                feedback = await engine.agenerate(text, p.backward_system, kind="backward")
-                g = feedback_variable(feedback, variable, (order, j), response._reduce_meta)
-                variable.add_gradient(g, {"context": conversation, "response_desc": response.role_description,
-                                          "variable_desc": variable.role_description})
-                _extend_meta(variable, response._reduce_meta)
-
-            return run
+            return _feedback_call(engine, p.backward_system, text, conversation, variable, response, (order, j))
 
         await _run_all([one(j, v) for j, v in enumerate(targets)], concurrent)
