@@ -71,9 +71,11 @@ def test_bad_model_specs_are_one_line(capsys, tmp_path, data, spec, needle):
     assert got == 2 and needle in err and "\n" not in err, err
 
 
+@pytest.mark.parametrize("cmd", [("serve", "--model", "mock:echo"), ("view",), ("arena", "serve", "--outputs", "x"),
+                                 ("crag", "serve", "--kg", "x")])
 @pytest.mark.parametrize("port", ["99999", "-1"])
-def test_serve_port_out_of_range_is_one_line(capsys, port):
-    got, err = _run(capsys, "serve", "--model", "mock:echo", "--port", port)
+def test_port_out_of_range_is_one_line(capsys, cmd, port):
+    got, err = _run(capsys, *cmd, "--port", port)
     assert got == 2 and "--port" in err and "\n" not in err
 
 

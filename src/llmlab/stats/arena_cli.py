@@ -77,7 +77,7 @@ def ratings_cmd(votes: str, as_json: bool, rounds: int, reg: float, anchor: str 
               help="JSONL of model outputs: prompt_id, prompt, model, output per line.")
 @click.option("--db", default="arena.sqlite", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--secret", envvar="LLMLAB_ARENA_SECRET", default=None,
               help="Key that signs battle tokens (default: random per database, stored in it).")
 @click.option("--rate-limit", type=int, default=30, show_default=True, help="Votes per client per minute.")

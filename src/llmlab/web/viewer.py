@@ -358,7 +358,7 @@ def create_viewer(runs_dir: str | Path, *, allowed_hosts: Sequence[str] | None =
 @click.option("--runs-dir", type=click.Path(file_okay=False), default="runs", show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind; anything but loopback exposes every transcript to the network.")
-@click.option("--port", type=int, default=8765, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
 def view_command(runs_dir: str, host: str, port: int) -> None:
     """Open a local web viewer of the runs: items, transcripts, filters, side-by-side of two runs."""
     loopback = host in (*LOOPBACK_HOSTS, "::1")
