@@ -213,7 +213,7 @@ class RunSummary:
             "model": self.manifest["model"], "items": self.n_items, "scored": self.n_scored,
             "errors": self.n_errors, "new_this_session": self.new_items, "calls": self.calls,
             "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-            "cost_usd": round(self.cost, 6), "cache_hits": self.cache_hits, "wall_s": round(self.wall_s, 3),
+            "cost_usd": round(self.cost, 6), "cache_hits": self.cache_hits, "wall_s": round(self.wall_s, 6),
             "aggregate": self.aggregate, "stderr": {k: e.to_dict() for k, e in self.estimates.items()},
             "store": str(self.root / "run.sqlite"),
         }
