@@ -161,3 +161,8 @@ def test_cache_stats_on_a_missing_folder_reports_nothing_cached(capsys, tmp_path
 def test_bad_lab_input_is_one_line(capsys, args, needle):
     got, err = _run(capsys, *args)
     assert got == 2 and needle in err and "\n" not in err
+
+
+def test_eco_experiment_refuses_an_empty_out_before_training(capsys):
+    got, err = _run(capsys, "eco", "experiment", "--out", "")
+    assert got == 2 and "--out needs a folder name" in err and "\n" not in err

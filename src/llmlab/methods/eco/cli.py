@@ -19,12 +19,20 @@ def eco() -> None:
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Write result.json and plot.png here.")
 def experiment_cmd(quick: bool, seed: int, out: str | None) -> None:
     """Train full/retain tiny LMs, unlearn with ECO, search σ, print forget quality and retain behaviour."""
+    from llmlab.core.errors import ConfigError
     from llmlab.methods.eco.experiment import plot_experiment, run_eco_experiment
 
-    res = run_eco_experiment(quick=quick, seed=seed)
-    if out is not None:
+    folder = None
+    if out is not None:  # checked before minutes of training, not after
+        if not out.strip():
+            raise ConfigError("--out needs a folder name (got an empty string)")
         folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
+    res = run_eco_experiment(quick=quick, seed=seed)
+    if folder is not None:
         (folder / "result.json").write_text(json.dumps(res, indent=2, default=float))
         plot_experiment(res, str(folder / "plot.png"))
     fq, zo = res["forget_quality"], res["zo"]
