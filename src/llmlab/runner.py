@@ -453,23 +453,23 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
     for m in dict.fromkeys(roles.all_models()):
         await m.prepare()  # learns context windows; an unreachable server stops here, before any item
     bar = _progress(progress, len(items), len(items) - len(pending), run_id)
-    slots = anyio.Semaphore(spec.concurrency)
+    store.start_writer()  # rows are committed by a writer thread, off the event loop; stopped in the finally
+    queue = iter(pending)  # shared by the workers: each item is taken once, in order
 
-    async def guarded(idx: int, item: Item) -> None:
-        try:
+    async def worker() -> None:
+        # `concurrency` long-lived workers instead of a task per item: no per-item task, cancel scope or
+        # semaphore on the event loop
+        for idx, item in queue:
             await run_item(idx, item)
-        finally:
-            slots.release()
-        # only a stored item moves the bar (an item cancelled by an abort is not done)
-        if bar is not None:
-            acc = stats["correct"] / stats["scored"] if stats["scored"] else 0.0
-            bar.advance(acc, stats["errors"])
+            # only a stored item moves the bar (an item cancelled by an abort is not done)
+            if bar is not None:
+                acc = stats["correct"] / stats["scored"] if stats["scored"] else 0.0
+                bar.advance(acc, stats["errors"])
 
     try:
         async with anyio.create_task_group() as tg:
-            for idx, item in pending:
-                await slots.acquire()
-                tg.start_soon(guarded, idx, item)
+            for _ in range(min(spec.concurrency, len(pending))):
+                tg.start_soon(worker)
     except BaseExceptionGroup as group:
         raise first_error(group) from None
     except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
@@ -483,6 +483,7 @@ async def eval_async(spec: EvalSpec, *, progress: bool = False) -> RunSummary:
             bar.close()
         for m in roles.all_models():
             await m.aclose()
+        store.stop_writer()  # every finished item is committed, whatever stopped the run
     wall = time.perf_counter() - start
     summary = summarize(store, task, manifest, new_items=stats["new"], wall_s=wall)
     store.close()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
-from llmlab.core.errors import ConfigError
+from llmlab.core.errors import ConfigError, DataError
 from llmlab.core.runstore import ItemRow, RunStore
 from tests.helpers.runs import make_run, png
 
@@ -81,3 +82,49 @@ def test_store_from_before_transcripts_is_upgraded_or_read_as_is(tmp_path: Path)
     rw.close()
     with pytest.raises(ConfigError):
         RunStore(tmp_path / "missing", readonly=True)
+
+
+def _row(i: int, *, error: str | None = None) -> ItemRow:
+    return ItemRow(item_id=f"q{i}", idx=i, prompt_hash="h", answer="1", text="1", score=1.0, correct=True,
+                   extracted="1", details={"n": i}, calls=1, prompt_tokens=3, completion_tokens=2, cost=0.0,
+                   latency_s=0.1, cache_hits=0, retries=0, error=error, trace={})
+
+
+def test_write_behind_rows_are_committed_by_the_writer_and_seen_by_reads(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "r")
+    store.start_writer(interval=3600)  # never on its own: only flush/reads/close make it commit
+    for i in range(50):
+        store.write(_row(i))
+    other = sqlite3.connect(tmp_path / "r" / "run.sqlite")
+    assert other.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 0  # queued, not committed yet
+    assert len(store.done_ids()) == 50  # a read waits for the queue
+    assert other.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 50
+    store.write(_row(50, error="Boom: x"))
+    store.write(_row(50))  # the retry of a failed item accumulates its spend in the writer too
+    store.close()
+    db = sqlite3.connect(tmp_path / "r" / "run.sqlite")
+    assert db.execute("SELECT calls, error FROM items WHERE item_id = 'q50'").fetchone() == (2, None)
+    assert db.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 51
+
+
+def test_write_behind_commits_on_its_interval_without_a_flush(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "r")
+    store.start_writer(interval=0.01)
+    store.write(_row(0))
+    other = sqlite3.connect(tmp_path / "r" / "run.sqlite")
+    deadline = time.monotonic() + 30
+    while other.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 0:
+        assert time.monotonic() < deadline, "the writer never committed"
+        time.sleep(0.01)
+    store.close()
+
+
+def test_write_behind_failure_is_raised_not_lost(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "r")
+    store.start_writer(interval=3600)
+    sqlite3.connect(tmp_path / "r" / "run.sqlite").execute("DROP TABLE items")  # the writer's insert fails
+    store.write(_row(0))
+    with pytest.raises(DataError, match="could not write the run store"):
+        store.flush()
+    store.stop_writer()
+    store._db.close()

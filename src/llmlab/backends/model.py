@@ -2,7 +2,7 @@
 
 - **Ledger**: server-reported tokens per call, cost from a user price table, a budget with
   ``on_budget="warn"|"stop"``.
-- **Limiter**: at most ``concurrency`` calls in flight (an anyio CapacityLimiter).
+- **Limiter**: at most ``concurrency`` calls in flight (an anyio Semaphore on its fast path).
 - **Retry**: 429, 5xx, timeouts and connection errors; exponential backoff with full jitter, and a
   server's ``Retry-After`` is honoured (never waited less than).
 - **Cache**: opt-in, complete keys (:mod:`llmlab.backends.cache`); tools, tool choice and
@@ -227,7 +227,8 @@ class Model:
         self.ledger = ledger if ledger is not None else Ledger()
         self.defaults = dict(defaults or {})
         self.concurrency = concurrency
-        self._limiter = anyio.CapacityLimiter(concurrency)
+        # a semaphore that does not yield when a slot is free (CapacityLimiter yields on every acquire: ~0.1 ms)
+        self._limiter = anyio.Semaphore(concurrency, fast_acquire=True)
         self._rng = random.Random(0)
         self._identity = self.backend.cache_identity()
         self._prepared = False

@@ -31,7 +31,7 @@ async def gather(fns: Sequence[Callable[[], Awaitable[T]]], limit: int | None = 
         [1, 1]
     """
     results: list[Any] = [None] * len(fns)
-    limiter = anyio.CapacityLimiter(limit) if limit else None
+    limiter = anyio.Semaphore(limit, fast_acquire=True) if limit else None
 
     async def _run(i: int, fn: Callable[[], Awaitable[T]]) -> None:
         if limiter is None:

@@ -45,6 +45,7 @@ Deliberate deviations:
 
 from __future__ import annotations
 
+import functools
 import re
 from fractions import Fraction
 from typing import Any
@@ -69,6 +70,7 @@ NUMBER_RE = re.compile(
 REL_TOL = 1e-6
 
 
+@functools.lru_cache(maxsize=8192)  # Fractions are immutable; the same few numbers recur in every reply and target
 def _to_fraction(raw: str) -> Fraction | None:
     """Parse one plain number such as ``-$1,234.50`` into an exact fraction."""
     s = raw.replace(",", "").replace("\\$", "").replace("$", "").replace("−", "-").replace(" ", "")
