@@ -135,7 +135,7 @@ _ANSWER = re.compile(r"ANSWER\s*:", re.I)
 
 
 def extract_answer(prose: str) -> str | None:
-    """The text after the last ``ANSWER:`` up to ``TERMINATE`` (or the end), stripped; ``None`` if absent.
+    """The text after the last ``ANSWER:`` up to ``TERMINATE`` (else its line's end), stripped; ``None`` if absent.
 
     Example:
         >>> extract_answer("THOUGHT 1: ... ANSWER: yes, there is a path. TERMINATE")
@@ -148,6 +148,8 @@ def extract_answer(prose: str) -> str | None:
     cut = span.find("TERMINATE")
     if cut != -1:
         span = span[:cut]
+    else:  # no TERMINATE: the answer is the rest of its line
+        span = span.strip().split("\n", 1)[0]
     span = span.strip().rstrip(".").strip()
     return span
 
