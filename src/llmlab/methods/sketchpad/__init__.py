@@ -25,7 +25,8 @@ Deliberate deviations from the official code (and why):
 - Official bugs not copied: ``run_task.py`` stops after the first instance (a stray ``break``); here
   ``llmlab eval`` runs every item, several at once (``--concurrency``), each in its own sandboxes. The
   parser deletes every backslash of the code (``content.replace("\\", "")``, which turns ``"\n"`` into
-  ``"n"``); ours keeps the code as written. The geometry prompt points at an image path that does not
+  ``"n"``); ours keeps the code as written. A block of only whitespace is a parsing error here
+  (``empty_code``); the official parser accepts it and runs a blank cell. The geometry prompt points at an image path that does not
   exist, so no diagram reaches the model; ours sends ``image.png`` (see :mod:`.prompts`).
 - ``TERMINATE`` counts only outside code blocks (a ``print("TERMINATE")`` inside an ACTION is code);
   the official check is a substring test on the whole message. As in the official loop, a reply whose
