@@ -243,7 +243,7 @@ def test_items_run_concurrently() -> None:
     async def main() -> list[Any]:
         from llmlab.core.concurrency import gather
 
-        return await gather([lambda: method.solve(Query.from_text(f"q{i}"), Roles(model)) for i in range(6)])
+        return await gather([lambda i=i: method.solve(Query.from_text(f"q{i}"), Roles(model)) for i in range(6)])
 
     sols = run_sync(main())
     assert all(s.answer == "1" for s in sols)
@@ -279,7 +279,8 @@ def test_real_notebook_draws_keeps_state_and_reports_errors() -> None:
     assert img.size[0] > 100 and img.size[1] > 100
     assert "nodes 2" in _last_user_text(backend.requests[1])
     err = _last_user_text(backend.requests[2])
-    assert "edges 1" in err and "ZeroDivisionError" in err and err.startswith("OBSERVATION: Execution error. Exit code: 1")
+    assert err.startswith("OBSERVATION: Execution error. Exit code: 1")
+    assert "edges 1" in err and "ZeroDivisionError" in err
     assert sol.answer == "1"
 
 

@@ -1,4 +1,4 @@
-r"""Visual Sketchpad: Sketching as a Visual Chain of Thought for Multimodal Language Models (Hu et al., arXiv 2406.09403).
+r"""Visual Sketchpad: Sketching as a Visual Chain of Thought for Multimodal LMs (Hu et al., arXiv 2406.09403).
 
 Implements the paper's planner/executor loop (§3; official Yushi-Hu/VisualSketchpad ``agent/agent.py``
 ``SketchpadUserAgent.receive``) for the math tasks (§4.1: IsoBench graph max-flow, connectivity,
@@ -26,8 +26,9 @@ Deliberate deviations from the official code (and why):
   ``llmlab eval`` runs every item, several at once (``--concurrency``), each in its own sandboxes. The
   parser deletes every backslash of the code (``content.replace("\\", "")``, which turns ``"\n"`` into
   ``"n"``); ours keeps the code as written. A block of only whitespace is a parsing error here
-  (``empty_code``); the official parser accepts it and runs a blank cell. The geometry prompt points at an image path that does not
-  exist, so no diagram reaches the model; ours sends ``image.png`` (see :mod:`.prompts`).
+  (``empty_code``); the official parser accepts it and runs a blank cell. The geometry prompt points
+  at an image path that does not exist, so no diagram reaches the model; ours sends ``image.png`` (see
+  :mod:`.prompts`).
 - ``TERMINATE`` counts only outside code blocks (a ``print("TERMINATE")`` inside an ACTION is code);
   the official check is a substring test on the whole message. As in the official loop, a reply whose
   code block parses is executed even when it also says TERMINATE.
@@ -147,10 +148,8 @@ def extract_answer(prose: str) -> str | None:
         return None
     span = prose[matches[-1].end():]
     cut = span.find("TERMINATE")
-    if cut != -1:
-        span = span[:cut]
-    else:  # no TERMINATE: the answer is the rest of its line
-        span = span.strip().split("\n", 1)[0]
+    # without TERMINATE the answer is the rest of its line
+    span = span[:cut] if cut != -1 else span.strip().split("\n", 1)[0]
     span = span.strip().rstrip(".").strip()
     return span
 

@@ -255,7 +255,7 @@ class Execution:
 
 
 class SketchpadKernel:
-    """One dialogue's notebook: the request's images plus every cell run so far.
+    r"""One dialogue's notebook: the request's images plus every cell run so far.
 
     Args:
         images: The request's images (PNG/JPEG bytes), loaded as ``image_1`` ... in every cell.
@@ -295,13 +295,14 @@ class SketchpadKernel:
                                    env={**sandbox.python_env(), "MPLBACKEND": "Agg"}, keep=keep)
         raw = result.files.get(f"{OUT_DIR}/outputs.json")
         if result.killed_by is not None or raw is None:
-            why = ("timed out after %gs" % self.timeout if result.timed_out
+            why = (f"timed out after {self.timeout:g}s" if result.timed_out
                    else f"stopped by the sandbox ({result.killed_by})" if result.killed_by
                    else "the notebook did not report its output")
             tail = (result.stdout + result.stderr).strip()[-2000:]
             text = f"Execution {why}." + (f"\n{tail}" if tail else "")
-            code = result.exit_code if result.exit_code not in (None, 0) else 1
-            return Execution(code, [{"type": "text", "text": text}], result.timed_out, result.killed_by,
+            exit_code = result.exit_code if result.exit_code not in (None, 0) else 1
+            assert exit_code is not None
+            return Execution(exit_code, [{"type": "text", "text": text}], result.timed_out, result.killed_by,
                              result.wall_s)
         self.cells.append(code)
         report = json.loads(raw)
@@ -310,7 +311,8 @@ class SketchpadKernel:
             if ev["type"] == "image":
                 data = result.files.get(f"{OUT_DIR}/{ev['file']}", b"")
                 if len(data) != ev["bytes"]:
-                    events.append({"type": "text", "text": f"[an image of {ev['bytes']} bytes was too large to return]\n"})
+                    note = f"[an image of {ev['bytes']} bytes was too large to return]\n"
+                    events.append({"type": "text", "text": note})
                     continue
                 events.append({"type": "image", "png": data})
             else:
