@@ -23,6 +23,7 @@ from llmlab.core.errors import ConfigError, UnsupportedFeatureError
 from llmlab.methods.sketchpad import Sketchpad, SketchpadBaseline, extract_answer, parse_action
 from llmlab.methods.sketchpad.kernel import Execution
 from tests.helpers.runs import png
+from tests.helpers.tiny_hf import tiny_model_dir  # noqa: F401 - session fixture
 
 CODE = "THOUGHT 0: draw it.\nACTION 0:\n```python\nprint('drawn')\n```"
 
@@ -290,3 +291,27 @@ def test_real_notebook_timeout_is_an_execution_error() -> None:
     fb = _last_user_text(backend.requests[1])
     assert fb.startswith("OBSERVATION: Execution error.") and "timed out" in fb
     assert sol.trace["turns"][0]["execution"]["timed_out"]
+
+
+def test_real_notebook_unknown_tool_is_surfaced_as_an_execution_error() -> None:
+    # a vision expert of the official toolset (not available here): the NameError goes back to the model
+    backend = MockBackend(["```python\nboxes = detection(image_1, ['dog'])\n```", "ANSWER: no TERMINATE"])
+    from llmlab.backends.base import Message, image_part, text_part
+
+    q = Query((Message("user", (text_part("Is there a dog?"), image_part(png()))),))
+    sol = run_sync(Sketchpad().solve(q, Roles(Model(backend))))
+    fb = _last_user_text(backend.requests[1])
+    assert fb.startswith("OBSERVATION: Execution error.") and "NameError" in fb and "detection" in fb
+    assert sol.trace["turns"][0]["event"] == "execution_error" and sol.answer == "no"
+
+
+def test_hf_planner_refuses_the_geometry_diagram_in_one_line(tiny_model_dir: Any) -> None:  # noqa: F811
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from llmlab.backends.base import Message, image_part, text_part
+
+    model = Model(f"hf:{tiny_model_dir}?device=cpu&dtype=float32")
+    q = Query((Message("user", (text_part("Find x in "), image_part(png()))),), metadata={"sketchpad_prompt": "geo"})
+    with pytest.raises(UnsupportedFeatureError) as info:
+        run_sync(Sketchpad(kernel_factory=lambda im: FakeKernel(im)).solve(q, Roles(model)))
+    assert "does not take image inputs" in str(info.value) and "\n" not in str(info.value)

@@ -148,19 +148,32 @@ def _show(*_a, **_kw):
 
 if _plt is not None:
     _plt.show = _show
-# `from IPython.display import display` must give this display, whether IPython is installed or not.
-try:
-    import IPython.display as _ipy_display
-    _ipy_display.display = display
-except Exception:
-    _ipy = types.ModuleType("IPython")
-    _ipy_display = types.ModuleType("IPython.display")
-    _ipy_display.display = display
-    _ipy.display = _ipy_display
-    _ipy.get_ipython = lambda: None
-    _ipy.version_info = (0, 0, 0)
-    sys.modules["IPython"] = _ipy
-    sys.modules["IPython.display"] = _ipy_display
+# `from IPython.display import display` must give this display, whether IPython is installed or not;
+# IPython is imported only when a cell asks for it (it takes about a second).
+import builtins
+_orig_import = builtins.__import__
+
+
+def _ipython_display():
+    try:
+        _orig_import("IPython.display")
+    except ImportError:
+        _ipy = types.ModuleType("IPython")
+        _ipy_display = types.ModuleType("IPython.display")
+        _ipy.display = _ipy_display
+        _ipy.get_ipython = lambda: None
+        sys.modules["IPython"] = _ipy
+        sys.modules["IPython.display"] = _ipy_display
+    sys.modules["IPython.display"].display = display
+
+
+def _import(name, globals=None, locals=None, fromlist=(), level=0):
+    if level == 0 and name.split(".")[0] == "IPython" and "IPython.display" not in sys.modules:
+        _ipython_display()
+    return _orig_import(name, globals, locals, fromlist, level)
+
+
+builtins.__import__ = _import
 
 G = {"__name__": "__main__", "display": display}
 if Image is not None:
