@@ -131,9 +131,9 @@ SYSTEMS: tuple[System, ...] = (
                }),
            )),
     System("Visual Sketchpad", "2406.09403", "method", "Yushi-Hu/VisualSketchpad", "methods/sketchpad/",
-           "partial", "planner loop in the sandbox, images back as content parts, 7 math tasks on real data, "
-           "no-sketch baseline, viewer shows every turn; scripted models only, no real-model numbers; "
-           "vision tasks not built", (
+           "works", "sandboxed planner loop, sketches back as image parts, 7 math tasks on real data + no-sketch "
+           "baseline; labels vs networkx/sympy/chess 100%/98.4%/100%; scripted-model tested, no real-model "
+           "numbers; vision tasks not built", (
                P("method", "sketchpad", "llmlab.methods.sketchpad:Sketchpad"),
                P("method", "sketchpad_baseline", "llmlab.methods.sketchpad:SketchpadBaseline"),
                *(P("task", f"sketchpad.{t}", f"llmlab.tasks.sketchpad_math:{cls}") for t, cls in (

@@ -16,6 +16,7 @@ The official agent runs every action in one live Jupyter kernel. Here each actio
 Deviations from a live kernel: the replay re-executes earlier cells, so side effects happen again and
 unseeded randomness (``spring_layout`` without a seed) may differ between turns; this keeps every turn a
 fresh, limited, network-less sandbox and lets many dialogues run at once without kernel servers.
+The per-cell timeout covers the replay too (a dialogue of slow cells gets slower each turn).
 Images larger than ``max_side`` pixels on a side are scaled down, and at most ``max_images`` per cell
 are returned (the text says how many were left out).
 """
