@@ -141,7 +141,7 @@ ACTION 1: No action needed.
 ANSWER: no, there is no path. TERMINATE
 
 # EXAMPLE: Solving a winner id problem
-# USER REQUEST #: Given the following fen of the chess game: 6k1/5ppp/8/8/8/8/5PPP/3R2K1 w - - 0 1 Determine the \
+# USER REQUEST #: Given the following fen of the chess game: 3R2k1/5ppp/8/8/8/8/5PPP/6K1 b - - 1 1 Determine the \
 game's outcome. Who won: White or Black? Answer can be 'white' or 'black' or 'draw'.
 # RESULT #:
 THOUGHT 0: I will draw the board of this FEN with the chess library.
@@ -152,14 +152,15 @@ import chess
 import chess.svg
 from cairosvg import svg2png
 
-board = chess.Board("6k1/5ppp/8/8/8/8/5PPP/3R2K1 w - - 0 1")
+board = chess.Board("3R2k1/5ppp/8/8/8/8/5PPP/6K1 b - - 1 1")
 png = svg2png(bytestring=chess.svg.board(board))
 display(Image.open(io.BytesIO(png)))
 ```
 OBSERVATION: Execution success. The output is as follows:
 <the image outputs of the previous code is here.>
 Write the next THOUGHT and ACTION. If you have the answer, also reply with ANSWER: <your answer> and end with TERMINATE.
-THOUGHT 1: White's rook can move to d8; the black king is boxed in by its own pawns, so that is mate and White wins.
+THOUGHT 1: The white rook on d8 gives check along the back rank and the black king is boxed in by its own \
+pawns: it is checkmate, so White won.
 ACTION 1: No action needed.
 ANSWER: White. TERMINATE
 
