@@ -166,3 +166,15 @@ def test_bad_lab_input_is_one_line(capsys, args, needle):
 def test_eco_experiment_refuses_an_empty_out_before_training(capsys):
     got, err = _run(capsys, "eco", "experiment", "--out", "")
     assert got == 2 and "--out needs a folder name" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (("-p", "max_turns=0"), "'max_turns'"),
+    (("-p", "prompt=vision"), "'prompt'"),
+    (("-p", "prompts_file=/no/such/prompts.yaml"), "prompts_file=/no/such/prompts.yaml: cannot read it"),
+    (("--role", "planer=mock:echo"), "sketchpad has no role 'planer'; its roles: planner"),
+])
+def test_bad_sketchpad_input_is_one_line(capsys, tmp_path, shared_data, extra, needle):
+    got, err = _run(capsys, "eval", "sketchpad.graph_maxflow", "--method", "sketchpad", "--model", "mock:echo",
+                    "--no-progress", "--limit", "1", "--runs-dir", str(tmp_path / "runs"), *extra)
+    assert got == 2 and needle in err and "\n" not in err and "Traceback" not in err

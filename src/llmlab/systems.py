@@ -130,8 +130,17 @@ SYSTEMS: tuple[System, ...] = (
                    for name in ("prompts.json", "mmlu_configs.json")
                }),
            )),
-    System("Visual Sketchpad", "2406.09403", "method", "Yushi-Hu/VisualSketchpad", "methods/sketchpad.py",
-           "planned"),
+    System("Visual Sketchpad", "2406.09403", "method", "Yushi-Hu/VisualSketchpad", "methods/sketchpad/",
+           "works", "sandboxed planner loop, sketches back as image parts, 7 math tasks on real data + no-sketch "
+           "baseline; labels vs networkx/sympy/chess 100%/98.4%/100%; scripted-model tested, no real-model "
+           "numbers; vision tasks not built", (
+               P("method", "sketchpad", "llmlab.methods.sketchpad:Sketchpad"),
+               P("method", "sketchpad_baseline", "llmlab.methods.sketchpad:SketchpadBaseline"),
+               *(P("task", f"sketchpad.{t}", f"llmlab.tasks.sketchpad_math:{cls}") for t, cls in (
+                   ("graph_connectivity", "GraphConnectivity"), ("graph_isomorphism", "GraphIsomorphism"),
+                   ("graph_maxflow", "GraphMaxflow"), ("math_convexity", "MathConvexity"),
+                   ("math_parity", "MathParity"), ("winner_id", "WinnerId"), ("geometry", "Geometry"))),
+           )),
     System("ECO unlearning", "2406.07933", "method", "chrisliu298/llm-unlearn-eco", "methods/eco/", "partial",
            "hf-hook ECO (flagged only, weights intact), TOFU metrics = official; tiny-LM forget quality 0.004 < 0.05", (
                P("command", "eco", "llmlab.methods.eco.cli:eco",
