@@ -31,7 +31,8 @@ Deliberate deviations from ``eval_husky.py`` (the official verdict is kept in ``
 - StrategyQA: the official test is ``startswith("yes")`` / ``startswith("no")`` on the normalised answer, so
   "not sure", "nothing" and "none" count as "no"; here the first word must be yes/no (also true/false).
 - MATH: the official scorer strips a ``<number> <unit>`` suffix then uses its own ``eval_math``; here the
-  answer (after the same unit strip) is compared by :func:`llmlab.grading.math_answers.math_equal`.
+  answer is compared by :func:`llmlab.grading.math_answers.math_equal` as it is, and only if that fails after
+  the same unit strip (the official strip alone turns the reference answer ``2b`` of item 410 into ``2``).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def final_answer(text: str | None) -> str:
     if boxed is not None:
         s = boxed
     s = s.strip().strip("*").strip()
+    s = s[:-1].strip() if s.endswith(".") else s
     if s.startswith("$") and s.endswith("$") and len(s) > 1:
         s = s[1:-1].strip()
     return s[:-1].strip() if s.endswith(".") else s
@@ -319,9 +321,10 @@ class HuskyMATH(HuskyEvalTask):
 
     def score(self, item: Item, answer: str | None) -> Score:
         pred = final_answer(answer)
+        ref = str(item.target)
+        ok = bool(pred) and math_equal(pred, ref)
         m = _UNIT_SUFFIX_RE.match(pred)
-        if m:
-            pred = m.group(1)  # the official "<number> <unit>" strip
-        ok = bool(pred) and math_equal(pred, str(item.target))
+        if not ok and m:  # the official "<number> <unit>" strip, tried second: it would turn "2b" into "2"
+            ok = math_equal(m.group(1), ref)
         return Score(float(ok), ok, pred or None, details={"reference": item.target})
 

@@ -1,7 +1,7 @@
 """Husky's search expert backends: a pluggable :class:`Retriever`, local BM25 by default, web search behind an adapter.
 
 - :class:`BM25Retriever` ranks passages of a user's own documents (a folder of ``.txt``/``.md`` files or a
-  JSON-lines file) with ``rank_bm25``'s Okapi BM25 (the ``husky`` extra). It is the default because it needs
+  JSON-lines file) with ``rank_bm25``'s BM25+ (the ``husky`` extra). It is the default because it needs
   no network and no key.
 - :class:`WebSearch` is the adapter interface for a web search API: a subclass implements
   :meth:`WebSearch.fetch` (one query → the API's JSON), and :func:`serp_result_text` turns a SerpAPI-shaped
@@ -114,7 +114,7 @@ def load_documents(path: str | os.PathLike[str], *, passage_words: int = 100) ->
 
 
 class BM25Retriever(Retriever):
-    """Okapi BM25 over a user's passages (``rank_bm25``); returns the top ``top_k`` as ``title: text``.
+    """BM25 (the BM25+ variant) over a user's passages (``rank_bm25``); the top ``top_k`` as ``title: text``.
 
     Example:
         >>> from llmlab.core.concurrency import run_sync
@@ -127,7 +127,7 @@ class BM25Retriever(Retriever):
 
     def __init__(self, documents: Sequence[Document], *, top_k: int = 1) -> None:
         try:
-            from rank_bm25 import BM25Okapi
+            from rank_bm25 import BM25Plus
         except ImportError:
             raise MissingExtraError("the BM25 search expert needs rank_bm25: pip install 'llmlab[husky]'") from None
         if not documents:
@@ -138,7 +138,9 @@ class BM25Retriever(Retriever):
         self.top_k = top_k
         corpus = [tokenize(f"{d.title} {d.text}") or ["\x00"] for d in self.documents]
         self._vocab = {t for doc in corpus for t in doc}
-        self._bm25 = BM25Okapi(corpus)
+        # BM25+ (Lv & Zhai 2011): its idf log((N+1)/n) stays positive, where Okapi's is 0 or negative for a word
+        # in half the passages or more, which leaves a small collection with all-zero scores.
+        self._bm25 = BM25Plus(corpus)
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str], *, top_k: int = 1, passage_words: int = 100) -> BM25Retriever:
