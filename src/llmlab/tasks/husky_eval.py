@@ -278,8 +278,10 @@ class TabMWP(HuskyEvalTask):
 
     Example:
         >>> t = TabMWP()
-        >>> t.score(Item("t", "Q?", "3/10"), "The answer is 0.3").correct, t.score(Item("t", "Q", "3/10"), "3/11").correct
-        (True, False)
+        >>> t.score(Item("t", "Q?", "3/10"), "The answer is 0.3").correct
+        True
+        >>> t.score(Item("t", "Q", "3/10"), "3/11").correct
+        False
     """
 
     name = "tabmwp"

@@ -208,7 +208,8 @@ def test_malformed_and_unknown_actions_fall_back_to_commonsense() -> None:
 def test_official_code_prefix_is_importable_in_the_sandbox() -> None:
     action = Script("[code] Add the fractions.", "[finish] The answer is 1/2.")
     roles = Roles(Model("mock:text=The sum is 1/2."), action=action.model(),
-                  code=Model("mock:text=print(simplify(sympy.Rational(1, 3) + sympy.Rational(1, 6)), comb(5, 2), gcd(12, 18))"))
+                  code=Model("mock:text=print(simplify(sympy.Rational(1, 3) + sympy.Rational(1, 6)), comb(5, 2), "
+                             "gcd(12, 18))"))
     sol = run_sync(Husky({"code_timeout": 60.0}).solve(Query.from_text("Q"), roles))
     step = sol.trace["steps"][0]
     assert not step["failed"], step["exec"]

@@ -48,7 +48,7 @@ def test_jsonl_documents_and_passage_split(tmp_path: Path) -> None:
     assert hit is not None and hit.endswith("needle")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"title": "no text"}\n')
-    with pytest.raises(DataError, match="bad.jsonl:1: each document line needs a 'text' string"):
+    with pytest.raises(DataError, match=r"bad.jsonl:1: each document line needs a 'text' string"):
         load_documents(bad)
     with pytest.raises(DataError, match="no such file or folder"):
         load_documents(tmp_path / "missing")

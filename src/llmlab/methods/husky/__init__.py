@@ -18,10 +18,10 @@ from llmlab.methods.husky.search import (
 )
 
 __all__ = [
+    "Action",
     "BM25Retriever",
     "CachedRetriever",
     "Document",
-    "Action",
     "Husky",
     "HuskyConfig",
     "NoSearch",

@@ -90,7 +90,7 @@ from llmlab.backends.model import Model, recording
 from llmlab.core.concurrency import gather
 from llmlab.core.config import LabConfig
 from llmlab.core.contracts import Query, Roles, Solution
-from llmlab.core.errors import ConfigError
+from llmlab.core.errors import ConfigError, DataError
 from llmlab.methods.base import Method
 from llmlab.methods.husky import prompts as P
 from llmlab.methods.husky.search import BM25Retriever, CachedRetriever, NoSearch, Retriever, SerpAPISearch
@@ -172,12 +172,12 @@ def cut_output(text: str) -> str:
 
 
 def simplify_output(stdout: str) -> str:
-    """Normalise a program's stdout like the official ``simplify_answer`` does for text.
+    r"""Normalise a program's stdout like the official ``simplify_answer`` does for text.
 
     Empty → ``[FAIL]``; a number → rounded to 4 places (``"4"`` → ``"4.0"``); anything else stripped.
 
     Example:
-        >>> simplify_output("4\\n"), simplify_output("0.333333333\\n"), simplify_output("[2, 3]\\n")
+        >>> simplify_output("4\n"), simplify_output("0.333333333\n"), simplify_output("[2, 3]\n")
         ('4.0', '0.3333', '[2, 3]')
     """
     if not stdout:
@@ -189,10 +189,10 @@ def simplify_output(stdout: str) -> str:
 
 
 def extract_code(reply: str) -> str:
-    """The program in a code reply: its fenced Python blocks joined, else the whole reply.
+    r"""The program in a code reply: its fenced Python blocks joined, else the whole reply.
 
     Example:
-        >>> extract_code("Here:\\n```python\\nprint(1)\\n```")
+        >>> extract_code("Here:\n```python\nprint(1)\n```")
         'print(1)'
     """
     blocks = _FENCE_RE.findall(reply)
@@ -251,8 +251,8 @@ def make_retriever(cfg: HuskyConfig) -> Retriever:
     """The retriever a config asks for (BM25 indexes ``documents`` now, so a bad path fails before any question).
 
     Raises:
-        ConfigError: ``search=bm25`` without ``documents``, or ``serpapi`` without a key.
-        DataError: The documents cannot be read.
+        ConfigError: ``search=bm25`` without ``documents``, documents that cannot be read, or ``serpapi``
+            without a key.
     """
     kind = cfg.search
     if kind == "auto":
@@ -262,7 +262,10 @@ def make_retriever(cfg: HuskyConfig) -> Retriever:
         if cfg.documents is None:
             raise ConfigError("search=bm25 needs documents: pass -p documents=PATH (a folder of .txt/.md files or "
                               "a .jsonl file)")
-        inner = BM25Retriever.from_path(cfg.documents, top_k=cfg.search_top_k, passage_words=cfg.passage_words)
+        try:
+            inner = BM25Retriever.from_path(cfg.documents, top_k=cfg.search_top_k, passage_words=cfg.passage_words)
+        except DataError as exc:  # a -p value the user got wrong: a config mistake (exit 2), said in one line
+            raise ConfigError(str(exc)) from None
     elif kind == "serpapi":
         inner = SerpAPISearch(top_k=cfg.search_top_k)
     else:
@@ -404,17 +407,17 @@ class Husky(Method):
             if not step.query:
                 self._fail(step, "the query writer returned no query")
                 return
-            result = await self.retriever.search(step.query, kind=step.tool)
-            step.result = result
-            if result is None:
+            found = await self.retriever.search(step.query, kind=step.tool)
+            step.result = found
+            if found is None:
                 reason = getattr(self.retriever, "reason", None)
                 self._fail(step, f"the search found nothing for \"{step.query}\"" + (f" ({reason})" if reason else ""))
                 return
             if step.tool == "match_info":
-                step.output = result  # the official match_info path records the lookup itself
+                step.output = found  # the official match_info path records the lookup itself
                 return
             written = await self._call(roles["commonsense"], "writer", P.SEARCH_WRITER_PROMPT.format(
-                step=step.step, result=result), cfg.reason_temperature, cfg.reason_max_tokens, step, rec)
+                step=step.step, result=found), cfg.reason_temperature, cfg.reason_max_tokens, step, rec)
             self._set_output(step, written.strip(), "the search result writer returned nothing")
         elif step.tool == "math":
             reply = await self._call(roles["math"], "math", P.MATH_PROMPT.format(**fields), cfg.expert_temperature,
@@ -463,4 +466,6 @@ class Husky(Method):
 
     async def solve_batch(self, queries: Sequence[Query], roles: Roles) -> list[Solution]:
         """Solve several questions concurrently (at most ``concurrency`` at once); results in input order."""
-        return await gather([lambda q=q: self.solve(q, roles) for q in queries], limit=self.cfg.concurrency)
+        from functools import partial
+
+        return await gather([partial(self.solve, q, roles) for q in queries], limit=self.cfg.concurrency)

@@ -7,7 +7,11 @@ history:``, ``Current step:`` ...) ending with the same cue (``Next step or fina
 ours use named ``str.format`` fields. ``tests/parity/test_husky_official.py`` checks the structure against an
 official checkout.
 
-Byte-level differences from the official templates (all deliberate):
+Byte-level comparison with the official templates (``tests/parity/test_husky_official.py``, run against
+commit ``1d5dca1``): for all seven templates the query part after the last ``---`` is byte-identical (field
+labels, their order, the cue and its trailing space), the instruction has the same number of ``-`` rules, the
+few-shot blocks have the official field labels, and the code prefix equals the official one. The differences,
+all deliberate:
 
 - The instruction and bullet sentences are paraphrased (same meaning, same tool names in brackets, same
   order of bullets: math, code, search, match_info, commonsense, finish).

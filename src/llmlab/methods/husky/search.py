@@ -31,9 +31,10 @@ from llmlab.core.errors import ConfigError, DataError, MissingExtraError
 _TOKEN_RE = re.compile(r"\w+", re.UNICODE)
 
 # Very common English words carry no signal for BM25 over small collections.
-_STOPWORDS = frozenset(
-    "a an and are as at be by for from has have in is it its of on or that the this to was were what when where "
-    "which who whom whose why how did does do".split())
+_STOPWORDS = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "have", "in", "is", "it", "its", "of",
+    "on", "or", "that", "the", "this", "to", "was", "were", "what", "when", "where", "which", "who", "whom",
+    "whose", "why", "how", "did", "does", "do"))
 
 
 def tokenize(text: str) -> list[str]:
@@ -129,7 +130,7 @@ class BM25Retriever(Retriever):
         try:
             from rank_bm25 import BM25Plus
         except ImportError:
-            raise MissingExtraError("the BM25 search expert needs rank_bm25: pip install 'llmlab[husky]'") from None
+            raise MissingExtraError("rank_bm25", "husky", "the BM25 search expert") from None
         if not documents:
             raise DataError("BM25 search needs at least one document")
         if top_k < 1:
