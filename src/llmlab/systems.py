@@ -97,9 +97,9 @@ SYSTEMS: tuple[System, ...] = (
                                                 "835ce8d8fa42d7b51c963e2430777f6acbe96c00/leetcode_with_tests.jsonl",
                }),
            )),
-    System("Husky", "2406.06469", "method", "agent-husky/Husky-v1", "methods/husky/", "partial",
-           "loop, 5 tools, sandboxed code, BM25/web search, 5 real eval sets tested with scripted models; "
-           "prompt structure = official; no real-model numbers", (
+    System("Husky", "2406.06469", "method", "agent-husky/Husky-v1", "methods/husky/", "works",
+           "scripted-model loop tests (all 5 tools, caps, failures, concurrency); 5 real eval sets; prompt "
+           "structure = official; no real-model runs yet", (
                P("method", "husky", "llmlab.methods.husky.agent:Husky"),
                P("task", "bamboogle", "llmlab.tasks.husky_eval:Bamboogle"),
                P("task", "hotpotqa", "llmlab.tasks.husky_eval:HotpotQA"),
