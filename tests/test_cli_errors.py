@@ -46,6 +46,10 @@ CASES = [
     (("-p", "nope=1"), 2, "unknown key 'nope'"),
     (("--method", "self_consistncy"), 2, "Did you mean 'self_consistency'?"),
     (("-t", "n_shot=-1"), 2, "n_shot"),
+    (("--method", "husky", "-p", "search=bm25"), 2, "search=bm25 needs documents: pass -p documents=PATH"),
+    (("--method", "husky", "-p", "documents=/no/such/docs"), 2, "documents=/no/such/docs: no such file or folder"),
+    (("--method", "husky", "-p", "search=google"), 2, "search"),
+    (("--method", "husky", "--role", "planner=mock:echo"), 2, "husky has no role 'planner'"),
 ]
 
 

@@ -97,7 +97,21 @@ SYSTEMS: tuple[System, ...] = (
                                                 "835ce8d8fa42d7b51c963e2430777f6acbe96c00/leetcode_with_tests.jsonl",
                }),
            )),
-    System("Husky", "2406.06469", "method", "agent-husky/Husky-v1", "methods/husky.py", "planned"),
+    System("Husky", "2406.06469", "method", "agent-husky/Husky-v1", "methods/husky/", "works",
+           "scripted-model loop tests (all 5 tools, caps, failures, concurrency); 5 real eval sets; prompt "
+           "structure = official; no real-model runs yet", (
+               P("method", "husky", "llmlab.methods.husky.agent:Husky"),
+               P("task", "bamboogle", "llmlab.tasks.husky_eval:Bamboogle"),
+               P("task", "hotpotqa", "llmlab.tasks.husky_eval:HotpotQA"),
+               P("task", "strategyqa", "llmlab.tasks.husky_eval:StrategyQA"),
+               P("task", "tabmwp", "llmlab.tasks.husky_eval:TabMWP"),
+               P("task", "husky_math", "llmlab.tasks.husky_eval:HuskyMATH"),
+               P("dataset", "husky-eval", {
+                   f"{name}/test.jsonl": "https://raw.githubusercontent.com/agent-husky/Husky-v1/"
+                                         f"1d5dca10e50129b941e83592f956cc52f836c275/husky/dataset/{name}/test.jsonl"
+                   for name in ("bamboogle", "hotpotqa", "strategyqa", "tabmwp", "MATH")
+               }),
+           )),
     System("OmegaPRM", "2406.06592", "method", "(none; openr reimplementation)", "methods/omega_prm.py", "works",
            "scripted checks + openr side by side (1-search trees identical); no real-model MATH numbers yet", (
                P("method", "prm_weighted_sc", "llmlab.methods.prm.weighted_sc:PRMWeightedSC"),
