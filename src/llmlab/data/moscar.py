@@ -379,10 +379,11 @@ class DocFilters:
         res = f.filter(doc)
         keep, reason = (res, None) if isinstance(res, bool) else res
         if keep:
-            # datatrove's URLFilter matches domains through tldextract, which finds no domain in an IP address:
-            # the blocklist's IP entries would never match (not copied: the host itself is looked up too)
-            host = urlsplit(doc.metadata["url"]).hostname
-            if not (host and host in f.block_listed_domains):
+            # datatrove's URLFilter matches domains through tldextract, which finds no domain in an IP address
+            # or under an unknown suffix: those blocklist entries never match. Not copied: the host and each of
+            # its parent domains are looked up too.
+            labels = (urlsplit(doc.metadata["url"]).hostname or "").split(".")
+            if not any(".".join(labels[i:]) in f.block_listed_domains for i in range(len(labels)) if labels[i]):
                 return True, []
             reason = "host"
         return False, [_doc_removal(doc, f"url blocklist ({reason}): {doc.metadata['url']}")]

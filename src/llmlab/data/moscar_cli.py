@@ -12,7 +12,7 @@ from llmlab.core.errors import ConfigError
 
 @click.group("moscar")
 def moscar() -> None:
-    """mOSCAR document filtering (arXiv 2406.08707) on datatrove: filter, audit, planted corpus."""
+    """The mOSCAR document filters (arXiv 2406.08707) on datatrove: filter, audit, planted corpus."""
 
 
 @moscar.command("filter")
