@@ -182,3 +182,30 @@ def test_bad_sketchpad_input_is_one_line(capsys, tmp_path, shared_data, extra, n
     got, err = _run(capsys, "eval", "sketchpad.graph_maxflow", "--method", "sketchpad", "--model", "mock:echo",
                     "--no-progress", "--limit", "1", "--runs-dir", str(tmp_path / "runs"), *extra)
     assert got == 2 and needle in err and "\n" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("moscar", "filter", "no/such/input", "out"), "IN no/such/input does not exist"),
+    (("moscar", "filter", ".", "out", "--workers", "0"), "--workers must be >= 1"),
+    (("moscar", "filter", ".", "out", "--tasks", "0"), "--tasks must be >= 1"),
+    (("moscar", "filter", ".", "out", "-p", "nope=1"), "unknown key 'nope'"),
+    (("moscar", "filter", ".", "out", "-p", "min_images=-1"), "min_images"),
+    (("moscar", "audit", "."), "has no audit/ folder"),
+    (("moscar", "audit", ".", "--sample", "-1"), "--sample must be >= 0"),
+    (("moscar", "corpus", "out", "--docs", "1"), "--docs must be >= 10"),
+    (("moscar", "corpus", "out", "--noise-rate", "0.5"), "--noise-rate must be in"),
+    (("moscar", "evaluate", ".", "."), "has no planted.json"),
+])
+def test_bad_moscar_input_is_one_line(capsys, tmp_path, monkeypatch, args, needle):
+    pytest.importorskip("datatrove")
+    monkeypatch.chdir(tmp_path)
+    got, err = _run(capsys, *args)
+    assert got == 2 and needle in err and "\n" not in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_moscar_filter_on_a_folder_without_jsonl_is_one_line(capsys, tmp_path):
+    pytest.importorskip("datatrove")
+    (tmp_path / "in").mkdir()
+    got, err = _run(capsys, "moscar", "filter", str(tmp_path / "in"), str(tmp_path / "out"))
+    assert got != 0 and "no .jsonl or .jsonl.gz input" in err and "\n" not in err

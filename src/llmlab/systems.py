@@ -288,7 +288,13 @@ SYSTEMS: tuple[System, ...] = (
                  "DiscoPOP vs DPO reward-vs-KL experiment."),
            )),
     System("SliME", "2406.08487", "model", "yfzhang114/SliME", "models/slime.py", "planned"),
-    System("mOSCAR filtering", "2406.08707", "model", "oscar-project/mOSCAR", "data/moscar.py", "planned"),
+    System("mOSCAR filtering", "2406.08707", "model", "(none public)", "data/moscar.py", "works",
+           "datatrove pipeline (LID-176, text/NSFW/URL/image filters, exact+MinHash dedup, audit); planted Debian "
+           "corpus: recall >=0.988 per filter, MinHash 0.978 at J>=0.8; Ray = local output (slow test); "
+           "0.77x worker scaling on the loaded 2-core VM; joint filter without the negatives ranking", (
+               P("command", "moscar", "llmlab.data.moscar_cli:moscar",
+                 "mOSCAR document filters on datatrove: filter, audit, planted corpus, evaluate."),
+           )),
     System("C4 simulator", "2406.04594", "model", "(none)", "sim/c4/", "works",
            "max-min fluid sim = SimGrid to 1e-6; C4P closes 100% of a 58% ECMP busbw gap (64 nodes); C4D 30/30 "
            "per fault class on synthetic telemetry; 2-tier only", (
