@@ -10,7 +10,8 @@ the tiny-LM "as if never trained" experiment (:mod:`~llmlab.methods.eco.experime
 Deliberate deviations from the official code (details in each module and docs/eco.md): only our own hook
 is removed (the official ``remove_hooks`` clears every forward hook of every module); corruptions never
 work in place and draw noise from an explicit generator; the zeroth-order step divides by the actual
-distance between its two points when the lower one is clipped; the prompt classifier is a TF-IDF logistic
+distance between its two points when the lower one is clipped; the tiny-LM experiment's σ search starts
+from the best point of a coarse log grid (its objective is not convex in σ); the prompt classifier is a TF-IDF logistic
 regression trained here instead of a fine-tuned RoBERTa.
 """
 

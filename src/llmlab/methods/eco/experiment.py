@@ -12,10 +12,14 @@ Setup (a TOFU in miniature, trained with the lab's trainer :func:`llmlab.trainin
    on differently worded questions about the forget and retain people) flags prompts; flagged prompts
    get ``rand_noise_first_n`` on every prompt byte but the last (all ``n_embd`` dims: the paper's n = d
    variant), through a forward hook on the embedding layer that is removed afterwards.
-5. σ by the zeroth-order search (:class:`~llmlab.methods.eco.optim.ZerothOrderScalar`) minimising
-   ``f(σ) = (mean forget true-answer loss of ECO(full, σ) − that of retain)²`` (squared, so the gradient
-   vanishes at the match and a fixed step size settles instead of bouncing across a kink). The noise is drawn from a
-   generator seeded per question (common random numbers), so ``f`` is a deterministic function of σ.
+5. σ by the zeroth-order search (:class:`~llmlab.methods.eco.optim.ZerothOrderScalar`) minimising the
+   Wasserstein-1 distance between the forget-set log truth ratios of ECO(full, σ) and of retain ("match
+   the retained model", the paper's TOFU objective, in the form forget quality tests: a distribution, not
+   a mean). The noise is drawn from a generator seeded per question (common random numbers), so ``f`` is
+   a deterministic function of σ. ``f`` is not convex in σ, so the search starts at the best point of a
+   coarse log grid (0.03 … 10) and refines there; σ* is the best σ it evaluated. The earlier objective,
+   the squared gap of the mean true-answer loss, is ``objective_kind="mean_loss"``: it matched the mean
+   and left the distribution distinguishable (forget quality 0.004 on the slow run).
 6. Report: forget quality (KS p-value of the forget-set truth ratios against the retain model) of
    full and of ECO(full, σ*); the retain-set losses of ECO vs full (identical when no retain prompt is
    flagged); model-utility-like numbers (retain-set mean true-answer probability, accuracy).
@@ -150,11 +154,31 @@ def sizes(quick: bool) -> dict[str, Any]:
                       "local_window": 64, "batch_size": 16, "steps": 600, "lr": 6e-3, "warmup": 20}}
 
 
-def run_eco_experiment(quick: bool = False, seed: int = 0, zo_steps: int | None = None) -> dict[str, Any]:
+def w1_log_truth_ratios(a: list[float], b: list[float]) -> float:
+    """Wasserstein-1 distance between two equal-size samples of log truth ratios (mean |sorted difference|).
+
+    The continuous counterpart of the KS statistic that TOFU's forget quality tests: zero iff the two
+    empirical distributions are the same, and it moves smoothly with σ (the KS p-value is a step function).
+    """
+    if len(a) != len(b) or not a:
+        raise ValueError("w1 needs two non-empty samples of the same size")
+    la, lb = sorted(math.log(max(x, 1e-12)) for x in a), sorted(math.log(max(x, 1e-12)) for x in b)
+    return sum(abs(x - y) for x, y in zip(la, lb, strict=True)) / len(la)
+
+
+def run_eco_experiment(quick: bool = False, seed: int = 0, zo_steps: int | None = None,
+                       objective_kind: str = "truth_ratio_w1") -> dict[str, Any]:
     """Train full and retain LMs, fit the classifier, search σ, and report forget quality and utility.
+
+    ``objective_kind``: what the σ search matches to the never-trained (retain) model on the forget set:
+    ``"truth_ratio_w1"`` (default) the distribution of truth ratios, by Wasserstein-1 distance, which is
+    what forget quality tests; ``"mean_loss"`` the squared gap of the mean true-answer loss (the earlier
+    choice: it matches the mean and leaves the distribution apart).
 
     Returns a JSON-able dict (see docs/eco.md); ``"sigma_curve"`` holds f on a σ grid for the plot.
     """
+    if objective_kind not in ("truth_ratio_w1", "mean_loss"):
+        raise ValueError(f"objective_kind must be 'truth_ratio_w1' or 'mean_loss', got {objective_kind!r}")
     from llmlab.training.tiny_lm import TrainConfig, train
 
     sz = sizes(quick)
@@ -180,16 +204,28 @@ def run_eco_experiment(quick: bool = False, seed: int = 0, zo_steps: int | None 
     target = _mean(ret_forget["true_loss"])
 
     def objective(sigma: float) -> float:
-        return (_mean(question_stats(m_full, world, f_idx, f_flags, sigma, seed)["true_loss"]) - target) ** 2
+        st = question_stats(m_full, world, f_idx, f_flags, sigma, seed)
+        if objective_kind == "mean_loss":
+            return (_mean(st["true_loss"]) - target) ** 2
+        return w1_log_truth_ratios(st["truth_ratio"], ret_forget["truth_ratio"])
 
-    opt = ZerothOrderScalar(sigma=0.05, lr=0.05, eps=0.02, sigma_min=0.0)
+    # The objective is not convex in σ (a W1 curve dips, rises and dips again), so a zeroth-order search
+    # from one small σ stops in the first dip. Start it at the best point of a coarse log grid (6
+    # evaluations) and let it refine there, with steps scaled to that σ. Deviation: the official script
+    # starts from one σ.
+    coarse = [(s0, objective(s0)) for s0 in (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)]
+    start = min(coarse, key=lambda t: t[1])[0]
+    opt = ZerothOrderScalar(sigma=start, lr=start, eps=0.2 * start, sigma_min=0.0)
     opt.run(objective, steps=zo_steps if zo_steps is not None else (8 if quick else 20))
-    sigma_star = opt.sigma
+    # the search may wander off a plateau; keep the best σ it evaluated (it already paid for those calls)
+    seen = [(start, min(t[1] for t in coarse))] + [(h["sigma"] + 0.2 * start, h["f_hi"]) for h in opt.history] + \
+        [(max(h["sigma"] - 0.2 * start, 1e-8), h["f_lo"]) for h in opt.history]
+    sigma_star = min(seen, key=lambda t: t[1])[0]
     eco_forget = question_stats(m_full, world, f_idx, f_flags, sigma_star, seed)
     eco_retain = question_stats(m_full, world, r_idx, r_flags, sigma_star, seed)
     full_retain = question_stats(m_full, world, r_idx)
     ret_retain = question_stats(m_ret, world, r_idx)
-    grid = [0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2, 2.0] if not quick else [0.0, 0.1, 0.3, 1.0]
+    grid = [0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2, 2.0, 3.0, 5.0, 10.0] if not quick else [0.0, 0.1, 0.3, 1.0]
 
     def acc(st: dict[str, list[float]]) -> float:
         return _mean([1.0 if r > 1 else 0.0 for r in st["truth_ratio"]])
@@ -201,11 +237,12 @@ def run_eco_experiment(quick: bool = False, seed: int = 0, zo_steps: int | None 
     ks_full = ks_test(full_forget["truth_ratio"], ret_forget["truth_ratio"])
     ks_eco = ks_test(eco_forget["truth_ratio"], ret_forget["truth_ratio"])
     return {
-        "quick": quick, "seed": seed, "people": len(world.people), "n_forget": len(f_idx),
+        "quick": quick, "seed": seed, "objective": objective_kind, "people": len(world.people), "n_forget": len(f_idx),
         "params": full["params"], "train_seconds": full["seconds"] + retain["seconds"],
         "classifier": {"forget_flagged": _mean([float(f) for f in f_flags]),
                        "retain_flagged": _mean([float(f) for f in r_flags])},
-        "zo": {"history": opt.history, "sigma_star": sigma_star, "evaluations": 2 * len(opt.history),
+        "zo": {"history": opt.history, "sigma_star": sigma_star, "coarse": coarse, "start": start,
+               "evaluations": 2 * len(opt.history),
                "f_initial": objective(0.0), "f_final": objective(sigma_star)},
         "sigma_curve": [(s, objective(s)) for s in grid],
         "forget": {"full": summary(full_forget), "retain_model": summary(ret_forget), "eco": summary(eco_forget)},
@@ -236,7 +273,9 @@ def plot_experiment(result: dict[str, Any], path: str) -> None:
     a.plot(path_s, path_f, "x--", label="zeroth-order steps")
     a.axvline(result["zo"]["sigma_star"], color="gray", lw=0.8)
     a.set_xlabel("σ (noise std on flagged prompt bytes)")
-    a.set_ylabel("(forget loss(ECO) − forget loss(retain))²")
+    a.set_xscale("symlog", linthresh=0.02)
+    a.set_ylabel("W1(log truth ratios: ECO vs retain)" if result.get("objective") != "mean_loss"
+                 else "(forget loss(ECO) − forget loss(retain))²")
     a.legend()
     for key, label in (("full", "full (trained on forget)"), ("retain_model", "retain (never trained)"),
                        ("eco", f"ECO(full), σ*={result['zo']['sigma_star']:.2f}")):
