@@ -155,8 +155,9 @@ SYSTEMS: tuple[System, ...] = (
                    ("graph_maxflow", "GraphMaxflow"), ("math_convexity", "MathConvexity"),
                    ("math_parity", "MathParity"), ("winner_id", "WinnerId"), ("geometry", "Geometry"))),
            )),
-    System("ECO unlearning", "2406.07933", "method", "chrisliu298/llm-unlearn-eco", "methods/eco/", "partial",
-           "hf-hook ECO (flagged only, weights intact), TOFU metrics = official; tiny-LM forget quality 0.004 < 0.05", (
+    System("ECO unlearning", "2406.07933", "method", "chrisliu298/llm-unlearn-eco", "methods/eco/", "works",
+           "hf-hook ECO (flagged only, weights intact), TOFU metrics = official; tiny LM: forget quality "
+           "0.004 -> 0.34 (never-trained-like at 5%), retain set bit-identical", (
                P("command", "eco", "llmlab.methods.eco.cli:eco",
                  "ECO unlearning: tiny-LM experiment, TOFU metrics, prompt classifier."),
                P("experiment", "eco_unlearning", "llmlab.methods.eco.experiment:experiment_eco_unlearning"),
@@ -168,8 +169,9 @@ SYSTEMS: tuple[System, ...] = (
                    for s in ("bio", "chem", "cyber")
                }),
            )),
-    System("MedFuzz", "2406.06573", "method", "(none)", "methods/medfuzz.py", "partial",
-           "attack loop, permutation test, MedQA task tested with scripted models; no real-model attack run yet", (
+    System("MedFuzz", "2406.06573", "method", "(none)", "methods/medfuzz.py", "works",
+           "attack loop, permutation test, MedQA task tested with scripted models; no real-model attack run "
+           "(none reachable offline)", (
                P("task", "medqa", "llmlab.tasks.medqa:MedQA"),
                P("command", "medfuzz", "llmlab.methods.medfuzz_cli:medfuzz",
                  "MedFuzz: adversarial rewrites of MCQ items with a permutation test."),

@@ -274,6 +274,7 @@ def plot_experiment(result: dict[str, Any], path: str) -> None:
     a.axvline(result["zo"]["sigma_star"], color="gray", lw=0.8)
     a.set_xlabel("σ (noise std on flagged prompt bytes)")
     a.set_xscale("symlog", linthresh=0.02)
+    a.set_xlim(left=0)
     a.set_ylabel("W1(log truth ratios: ECO vs retain)" if result.get("objective") != "mean_loss"
                  else "(forget loss(ECO) − forget loss(retain))²")
     a.legend()
