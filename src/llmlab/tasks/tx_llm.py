@@ -64,7 +64,7 @@ HIGHER_IS_BETTER: dict[str, bool] = {"auroc": True, "auprc": True, "spearman": T
 PROMPT_TEMPLATE = "Instructions: {instruction}\nContext: {context}\n{exemplars}{question}\nAnswer:"
 QUESTION_TEMPLATE = "Question: {stem}\n{entities}{choices}"
 BINARY_CHOICES = "(A) {a} (B) {b}\n"
-REGRESSION_STEM_SUFFIX = " Answer with an integer from 000 to 1000 (the {what} scaled over the training range)."
+REGRESSION_STEM_SUFFIX = " Answer with an integer from 000 to 1000: the {what}, scaled to the training range."
 GENERATION_STEM_SUFFIX = " Answer with a SMILES string."
 EXEMPLAR_HEADER = "Examples:\n"
 
