@@ -126,14 +126,14 @@ def evaluate(model: Any, tokenizer: Any, data: Mapping[str, Any], cfg: TxFinetun
         ys: list[float] = []
         preds: list[float] = []
         unparsed = 0
-        median = tx._median([binning.unit(float(r[task.target])) for r in d.splits["train"]]) if binning else 0.0
+        median = tx.median([binning.unit(float(r[task.target])) for r in d.splits["train"]]) if binning else 0.0
         for row in rows:
             shots = tx.select_exemplars(task, row, d.splits["train"], cfg.shots, "random", cfg.sft.seed)
             prompt = tx.format_prompt(task, row, shots, binning)
             if task.kind == "binary":
                 lp_a, lp_b = _continuation_logp(model, tokenizer, prompt, [" (A)", " (B)"], cfg.sft.max_len)
                 preds.append(1.0 / (1.0 + math.exp(lp_a - lp_b)))  # p(B) among {A, B}
-                ys.append(float(tx._label(row[task.target])))
+                ys.append(float(tx.binary_label(row[task.target])))
             elif task.kind == "regression":
                 assert binning is not None
                 b = tx.parse_bin(_greedy(model, tokenizer, prompt, 6, cfg.sft.max_len))
