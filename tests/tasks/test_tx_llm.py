@@ -141,6 +141,15 @@ def test_single_file_is_split_70_10_20_and_bad_files_are_one_line(tmp_path: Path
     (tmp_path / "tdc" / "AMES.csv").write_text("\n".join(lines) + "\n")
     d = tx.load_tdc("AMES", str(tmp_path))
     assert {k: len(v) for k, v in d.splits.items()} == {"train": 35, "valid": 5, "test": 10}
+    # TDC's protocol, by hand: test = sample(20%, seed 42); valid = sample of the rest (seed 1); train = the rest
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "tdc" / "AMES.csv")
+    test = df.sample(frac=0.2, replace=False, random_state=42)
+    rest = df[~df.index.isin(test.index)]
+    valid = rest.sample(frac=0.125, replace=False, random_state=1)
+    for name, part in (("test", test), ("valid", valid), ("train", rest[~rest.index.isin(valid.index)])):
+        assert [r["Drug_ID"] for r in d.splits[name]] == part["Drug_ID"].tolist()
     (tmp_path / "tdc" / "HIA_Hou.csv").write_text("Drug_ID,SMILES,Y\nd0,CCO,1\n")
     with pytest.raises(DataError, match="lacks column"):
         tx.load_tdc("HIA_Hou", str(tmp_path))

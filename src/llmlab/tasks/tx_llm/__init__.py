@@ -24,8 +24,9 @@ Deviations (each deliberate):
   binary tasks by the model's probability of ``B`` vs ``A`` — closer to how a ranking metric is meant.
 - An unparsable reply is kept, never dropped: it counts as 0.5 (binary), the train median (regression) or
   wrong (generation) in the task metric, and is counted in ``unparsed``.
-- A single-file dataset is split here at random (seeded, 70/10/20 as TDC's default fractions) — not TDC's
-  own permutation; supply TDC's split files for numbers comparable with the paper.
+- A single-file dataset is split as TDC's ``get_split()`` does by default (random, seed 42, 70/10/20: the same
+  pandas draws); without pandas a seeded shuffle of the same sizes stands in (not TDC's split). Rows RDKit
+  rejects are dropped after the split, so the other rows land where TDC puts them.
 - "Near SOTA" uses a relative tolerance we chose (``near_sota_tolerance``, default 5%); the paper's exact
   criterion could not be checked here.
 """
@@ -41,7 +42,7 @@ from llmlab.tasks.tx_llm.codecs import (
     parse_smiles,
     same_molecules,
 )
-from llmlab.tasks.tx_llm.data import TxData, find_tdc_files, load_tdc, random_split, select_exemplars
+from llmlab.tasks.tx_llm.data import TxData, find_tdc_files, load_tdc, select_exemplars, tdc_random_split
 from llmlab.tasks.tx_llm.metrics import (
     HIGHER_IS_BETTER,
     SOTA,
@@ -59,9 +60,37 @@ from llmlab.tasks.tx_llm.prompts import TASKS, Entity, TxTask, format_answer, fo
 from llmlab.tasks.tx_llm.task import TxLLM, TxLLMConfig
 
 __all__ = [
-    "HIGHER_IS_BETTER", "N_BINS", "SOTA", "TASKS", "Binning", "Entity", "SotaEntry", "TxData", "TxLLM", "TxLLMConfig",
-    "TxTask", "auprc", "auroc", "binary_label", "canonical_smiles", "compare_to_sota", "find_tdc_files",
-    "format_answer", "format_bin", "format_prompt", "format_question", "load_tdc", "mae", "median", "parse_bin",
-    "parse_binary", "parse_smiles", "pearson", "random_split", "same_molecules", "select_exemplars", "spearman",
+    "HIGHER_IS_BETTER",
+    "N_BINS",
+    "SOTA",
+    "TASKS",
+    "Binning",
+    "Entity",
+    "SotaEntry",
+    "TxData",
+    "TxLLM",
+    "TxLLMConfig",
+    "TxTask",
+    "auprc",
+    "auroc",
+    "binary_label",
+    "canonical_smiles",
+    "compare_to_sota",
+    "find_tdc_files",
+    "format_answer",
+    "format_bin",
+    "format_prompt",
+    "format_question",
+    "load_tdc",
+    "mae",
+    "median",
+    "parse_bin",
+    "parse_binary",
+    "parse_smiles",
+    "pearson",
+    "same_molecules",
+    "select_exemplars",
+    "spearman",
     "task_metric",
+    "tdc_random_split",
 ]

@@ -33,52 +33,77 @@ class TxData:
         return Binning.fit((float(r[self.task.target]) for r in self.splits["train"]), self.task.log10)
 
 
-def _read_csv(path: Path, task: TxTask, invalid: list[tuple[str, str]]) -> list[dict[str, str]]:
+def _read_csv(path: Path, task: TxTask) -> list[tuple[str, dict[str, str]]]:
+    """The raw rows of a TDC file, each with its ``file:line`` (columns checked, values untouched)."""
     delim = "\t" if path.suffix == ".tab" else ","
     need = [e.column for e in task.entities] + [task.target]
-    rows: list[dict[str, str]] = []
     with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f, delimiter=delim)
         missing = [c for c in need if c not in (reader.fieldnames or [])]
         if missing:
             raise DataError(f"{path}: TDC file for {task.name} lacks column(s) {missing}; it has "
                             f"{reader.fieldnames} (expected {need})")
-        for i, rec in enumerate(reader, start=2):
-            row = {k: (v if v is not None else "") for k, v in rec.items() if k is not None}
-            ok = True
-            for e in task.entities:
-                if e.type == "smiles":
-                    can = canonical_smiles(row[e.column])
-                    if can is None:
-                        invalid.append((f"{path}:{i}", row[e.column]))
-                        ok = False
-                        break
-                    row[e.column] = can
-            if not ok:
-                continue
-            if task.kind == "generation":
-                parts = [canonical_smiles(p) for p in row[task.target].split(".")]
-                if None in parts:
-                    invalid.append((f"{path}:{i}", row[task.target]))
-                    continue
-                row[task.target] = ".".join(str(p) for p in parts)
+        return [(f"{path}:{i}", {k: (v if v is not None else "") for k, v in rec.items() if k is not None})
+                for i, rec in enumerate(reader, start=2)]
+
+
+def _clean(task: TxTask, rows: list[tuple[str, dict[str, str]]],
+           invalid: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """Canonicalise every SMILES (dropping and reporting the rows RDKit rejects) and check the labels."""
+    out: list[dict[str, str]] = []
+    for where, raw in rows:
+        row = dict(raw)
+        bad = None
+        for e in task.entities:
+            if e.type == "smiles":
+                can = canonical_smiles(row[e.column])
+                if can is None:
+                    bad = row[e.column]
+                    break
+                row[e.column] = can
+        if bad is None and task.kind == "generation":
+            parts = [canonical_smiles(p) for p in row[task.target].split(".")]
+            if None in parts:
+                bad = row[task.target]
             else:
-                try:
-                    float(row[task.target])
-                except ValueError:
-                    raise DataError(f"{path}:{i}: {task.target} must be a number, got {row[task.target]!r}") from None
-            rows.append(row)
-    return rows
+                row[task.target] = ".".join(str(p) for p in parts)
+        if bad is not None:
+            invalid.append((where, bad))
+            continue
+        if task.kind != "generation":
+            try:
+                float(row[task.target])
+            except ValueError:
+                raise DataError(f"{where}: {task.target} must be a number, got {row[task.target]!r}") from None
+        out.append(row)
+    return out
 
 
-def random_split(rows: list[dict[str, str]], seed: int = 42,
-                 frac: tuple[float, float, float] = (0.7, 0.1, 0.2)) -> dict[str, list[dict[str, str]]]:
-    """Seeded random train/valid/test split (TDC's default fractions; not TDC's own permutation)."""
-    idx = list(range(len(rows)))
-    random.Random(seed).shuffle(idx)
-    n_train, n_valid = int(frac[0] * len(rows)), int(frac[1] * len(rows))
-    parts = (idx[:n_train], idx[n_train:n_train + n_valid], idx[n_train + n_valid:])
-    return {name: [rows[i] for i in part] for name, part in zip(("train", "valid", "test"), parts, strict=True)}
+def tdc_random_split(rows: Sequence[Any], seed: int = 42,
+                     frac: tuple[float, float, float] = (0.7, 0.1, 0.2)) -> dict[str, list[Any]]:
+    """TDC's random split (``get_split()``'s default), for a dataset supplied as one file.
+
+    Test rows are drawn first with ``seed``, then valid rows from the rest with seed 1; train is what remains,
+    in file order. The draws are pandas' ``DataFrame.sample`` (as TDC's), so with pandas installed the split is
+    TDC's own; without pandas a seeded shuffle with the same sizes is used (then it is not TDC's split).
+    """
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is in the crag/compare extras
+        idx = list(range(len(rows)))
+        random.Random(seed).shuffle(idx)
+        n_test = round(frac[2] * len(rows))
+        n_valid = round(frac[1] / (1 - frac[2]) * (len(rows) - n_test))
+        test, valid = idx[:n_test], idx[n_test:n_test + n_valid]
+        train = sorted(set(idx) - set(test) - set(valid))
+        return {"train": [rows[i] for i in train], "valid": [rows[i] for i in valid], "test": [rows[i] for i in test]}
+    df = pd.DataFrame({"i": range(len(rows))})
+    test = df.sample(frac=frac[2], replace=False, random_state=seed)
+    rest = df[~df.index.isin(test.index)]
+    valid = rest.sample(frac=frac[1] / (1 - frac[2]), replace=False, random_state=1)
+    train = rest[~rest.index.isin(valid.index)]
+    return {name: [rows[i] for i in part["i"].tolist()]
+            for name, part in (("train", train), ("valid", valid), ("test", test))}
 
 
 def find_tdc_files(name: str, data_dir: str | None) -> tuple[str, dict[str, Path]] | None:
@@ -149,9 +174,10 @@ def load_tdc(name: str, data_dir: str | None = None, seed: int = 42) -> TxData:
     where, files = found
     invalid: list[tuple[str, str]] = []
     if "all" in files:
-        splits = random_split(_read_csv(files["all"], task, invalid), seed)
+        raw = tdc_random_split(_read_csv(files["all"], task), seed)
+        splits = {s: _clean(task, raw[s], invalid) for s in ("train", "valid", "test")}
     else:
-        splits = {s: _read_csv(p, task, invalid) for s, p in files.items()}
+        splits = {s: _clean(task, _read_csv(p, task), invalid) for s, p in files.items()}
     if not splits["train"] and task.kind == "regression":
         raise DataError(f"{where}: the train split of {name} is empty (its range fixes the answer bins)")
     if invalid:
