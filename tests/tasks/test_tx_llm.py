@@ -85,6 +85,8 @@ def test_smiles_are_canonical_and_reactant_order_does_not_matter() -> None:
     assert not tx.same_molecules("CCO", "CCN")
     assert tx.parse_smiles("Answer: `C(O)C.O`") == "CCO.O"
     assert tx.parse_smiles("no molecule here") is None
+    assert tx.parse_smiles("Answer: I think C(O)C") == "CCO"  # "I" is iodine to RDKit, but a word here
+    assert tx.parse_smiles("Answer: Cl") == "Cl"
 
 
 # -- prompts ------------------------------------------------------------------------------------------------

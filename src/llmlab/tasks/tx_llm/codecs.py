@@ -129,16 +129,30 @@ def parse_binary(text: str | None) -> str | None:
     return m.group(1) if m else None
 
 
+_WORD = re.compile(r"[A-Z]?[a-z]*")  # "I", "The", "a": English that RDKit would also read as atoms
+
+
 def parse_smiles(text: str | None) -> str | None:
-    """The first token of a reply (after ``Answer:``) that RDKit parses, canonicalised part by part."""
+    """The SMILES a reply answers with (after ``Answer:``), canonicalised part by part, or ``None``.
+
+    The first token RDKit parses wins, except that a plain word ("I", "Cl") is taken only when no other token
+    parses — "I think CCO" answers ``CCO``, not iodine.
+
+    Example:
+        >>> parse_smiles("Answer: I think OCC"), parse_smiles("Cl"), parse_smiles("no idea")
+        ('CCO', 'Cl', None)
+    """
     if text is None:
         return None
+    found: list[str] = []
     for tok in text.rsplit("Answer:", 1)[-1].split():
         tok = tok.strip("`'\",;")
         parts = [canonical_smiles(p) for p in tok.split(".")] if tok else [None]
         if all(p is not None for p in parts):
-            return ".".join(str(p) for p in parts)
-    return None
+            if not _WORD.fullmatch(tok):
+                return ".".join(str(p) for p in parts)
+            found.append(".".join(str(p) for p in parts))
+    return found[0] if found else None
 
 
 def binary_label(y: str | float) -> int:

@@ -161,7 +161,7 @@ def format_prompt(task: TxTask, row: Mapping[str, str], exemplars: Sequence[Mapp
 
     Example:
         >>> p = format_prompt(TASKS["BBB_Martins"], {"Drug": "CCO", "Y": "1"})
-        >>> p.splitlines()[0].startswith("Instructions:"), p.endswith("Drug SMILES: CCO\nAnswer:")
+        >>> p.splitlines()[0].startswith("Instructions:"), p.endswith("(B) crosses the blood-brain barrier\nAnswer:")
         (True, True)
     """
     shots = ""
