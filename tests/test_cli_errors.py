@@ -161,6 +161,10 @@ def test_cache_stats_on_a_missing_folder_reports_nothing_cached(capsys, tmp_path
 @pytest.mark.parametrize("args,needle", [
     (("lab", "train", "--steps", "0"), "--steps"),
     (("lab", "train", "--seq-len", "-1"), "--seq-len"),
+    (("lab", "finetune", "--recipe", "nope", "--model", "hf:x"), "Unknown recipe 'nope'"),
+    (("lab", "finetune", "--recipe", "tx_llm", "--model", "hf:x", "--out", ""), "--out needs a folder name"),
+    (("lab", "finetune", "--recipe", "tx_llm", "--model", "hf:x", "-p", "mixture=random"), "mixture"),
+    (("txllm", "check", "--show", "-1"), "--show must be >= 0"),
 ])
 def test_bad_lab_input_is_one_line(capsys, args, needle):
     got, err = _run(capsys, *args)

@@ -302,7 +302,16 @@ SYSTEMS: tuple[System, ...] = (
            "per fault class on synthetic telemetry; 2-tier only", (
                P("command", "sim", "llmlab.sim.cli:sim", "Cluster simulators: C4 diagnosis (C4D) and planning (C4P)."),
            )),
-    System("Tx-LLM evaluation", "2406.06316", "model", "(none)", "tasks/tx_llm.py", "planned"),
+    System("Tx-LLM evaluation", "2406.06316", "model", "(none)", "tasks/tx_llm/", "partial",
+           "TxT prompts, 3 answer kinds, TDC metrics = sklearn/scipy, RDKit-checked TDC data, LoRA SFT recipe "
+           "(fixture BBB AUROC 0.74 -> 0.94 on a tiny LM); SOTA table NOT verified against the paper; no real-model "
+           "run", (
+               P("task", "tx_llm", "llmlab.tasks.tx_llm:TxLLM"),
+               P("recipe", "tx_llm", "llmlab.training.tx_llm:finetune_tx_llm",
+                 "Tx-LLM: LoRA SFT on the mixture of TxT-formatted TDC tasks, scored per task vs SOTA."),
+               P("command", "txllm", "llmlab.tasks.tx_llm.cli:txllm",
+                 "Tx-LLM: check TDC data (RDKit SMILES) and print the per-task SOTA table."),
+           )),
     System("PH-LLM evaluation", "2406.06474", "model", "(none)", "tasks/ph_llm.py", "planned"),
 )
 

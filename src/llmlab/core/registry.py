@@ -35,7 +35,8 @@ from llmlab.core.errors import ConfigError, UnknownNameError
 log = logging.getLogger(__name__)
 
 PLUGIN_GROUP = "llmlab.plugins"
-KINDS = ("method", "task", "backend", "command", "lab_command", "experiment", "generator", "dataset", "list_view")
+KINDS = ("method", "task", "backend", "command", "lab_command", "experiment", "generator", "dataset", "list_view",
+         "recipe")
 
 
 class Provide(NamedTuple):
@@ -43,7 +44,9 @@ class Provide(NamedTuple):
 
     ``target`` is ``"module:attr"`` (imported on first use), or for ``dataset`` a source table (see
     :mod:`llmlab.core.data`); ``help`` is the one-line help of a command. A ``list_view`` is a function
-    returning the text ``llmlab list NAME`` prints (e.g. the Prompt Report's taxonomy).
+    returning the text ``llmlab list NAME`` prints (e.g. the Prompt Report's taxonomy). A ``recipe`` is a
+    fine-tuning recipe of ``llmlab lab finetune --recipe NAME``: a callable
+    ``(model, data_dir, params, out, on_log) -> result dict`` (see :mod:`llmlab.training.cli`).
     """
 
     kind: str
@@ -161,6 +164,7 @@ LAB_COMMANDS = REGISTRIES["lab_command"]
 EXPERIMENTS = REGISTRIES["experiment"]
 GENERATORS = REGISTRIES["generator"]
 DATASETS = REGISTRIES["dataset"]
+RECIPES = REGISTRIES["recipe"]  # fine-tuning recipes of ``llmlab lab finetune --recipe NAME``
 
 _state: dict[str, Any] = {"populated": False, "systems": []}
 

@@ -176,4 +176,34 @@ def experiment_cmd(name: str, quick: bool, seed: int, out: str | None) -> None:
                            "seconds": round(res["seconds"], 1)}, indent=2, default=float))
 
 
+@lab.command("finetune")
+@click.option("--recipe", required=True, help="A registered fine-tuning recipe (llmlab list recipe), e.g. tx_llm.")
+@click.option("--model", "model", required=True, metavar="hf:DIR", help="The causal LM to fine-tune (hf:<dir or id>).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Folder holding the recipe's data.")
+@click.option("-p", "params", multiple=True, metavar="KEY=VALUE", help="A field of the recipe's config.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Default runs/lab/finetune-<recipe>.")
+def finetune_cmd(recipe: str, model: str, data_dir: str | None, params: tuple[str, ...], out: str | None) -> None:
+    """Fine-tune a model with a registered recipe; writes result.json and the adapter into --out.
+
+    Recipes come from the registry (``recipe`` entries of a system), so any system or plugin adds one:
+    a callable ``(model, data_dir, params, out, on_log) -> result dict``.
+    """
+    from llmlab.core.config import parse_params
+    from llmlab.core.registry import RECIPES
+
+    fn = RECIPES.get(recipe)
+    if out is not None and not out.strip():
+        raise ConfigError("--out needs a folder name")
+    folder = Path(out) if out is not None else Path("runs") / "lab" / f"finetune-{recipe}"
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder} is a file; pass a folder")
+    res = fn(model=model, data_dir=data_dir, params=parse_params(params), out=folder,
+             on_log=lambda msg: click.echo(msg, err=True))
+    summary = {k: res[k] for k in ("recipe", "trainable_params", "seconds") if k in res}
+    if isinstance(res.get("tasks"), dict):
+        summary["tasks"] = {n: {k: v for k, v in t.items() if k in ("metric", "before", "after")}
+                            for n, t in res["tasks"].items()}
+    click.echo(json.dumps({"out": str(folder), **summary}, indent=2, default=float))
+
+
 __all__ = ["lab", "plot_experiment", "plot_history"]
