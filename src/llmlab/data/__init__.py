@@ -1,0 +1,1 @@
+"""Corpus-scale data pipelines on datatrove: Magpie instruction synthesis and mOSCAR document filters."""
