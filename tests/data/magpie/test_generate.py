@@ -77,7 +77,7 @@ def test_multi_turn_renders_the_conversation_and_appends_the_next_user_header(tm
     follow = [r for r in backend.requests if r.prompt is not None and r.n == 1]
     assert len(follow) == 4  # 2 conversations x turns 2 and 3
     rec = _records(tmp_path)[0]
-    first = [r for r in follow if rec["instruction"] in r.prompt][0].prompt
+    first = next(r for r in follow if rec["instruction"] in r.prompt).prompt
     assert first.startswith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n" + MT_SYSTEM_PROMPT)
     assert first.endswith(rec["response"] + "<|eot_id|>" + llama.mt_append)
     assert rec["instruction_2"].endswith("(follow-up)?") and rec["response_3"].startswith("Here is how")
@@ -104,7 +104,7 @@ def test_sanitize_keeps_the_raw_instruction(tmp_path, llama):
     rec = _records(tmp_path)[0]
     assert rec["raw_instruction"] == "1. Task: What is 2+2? Answer: 4"
     assert rec["instruction"] == "What is 2+2?" and rec["instruction_sanitize_class_num"] == 4
-    chat = [r for r in backend.requests if r.messages is not None][0]
+    chat = next(r for r in backend.requests if r.messages is not None)
     assert chat.messages[0].text == "What is 2+2?"
 
 

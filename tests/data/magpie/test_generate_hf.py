@@ -15,9 +15,10 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from llmlab.cli import main  # noqa: E402
-from tests.helpers.servers import serve_thread, server_stats  # noqa: E402
-from tests.helpers.tiny_hf import tiny_model_dir  # noqa: E402,F401 - session fixture
+from llmlab.cli import main
+from tests.helpers.servers import serve_thread, server_stats
+from tests.helpers.tiny_hf import tiny_model_dir  # noqa: F401 - session fixture
+from tests.helpers.torch_threads import one_torch_thread  # noqa: F401 - autouse fixture
 
 
 def test_magpie_over_llmlab_serve_uses_raw_completions(tmp_path: Path, tiny_model_dir: Path, capsys) -> None:  # noqa: F811

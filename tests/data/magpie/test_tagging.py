@@ -66,7 +66,8 @@ def test_safety_asks_the_guard_with_the_pair_and_reward_scores_it(tmp_path):
                          concurrency=1))
     asked = guard_backend.requests[0].messages
     assert [m.role for m in asked] == ["user", "assistant"] and asked[1].text == "Use sorted()."
-    tags = {(t["uuid"], t["mission"]): t["fields"] for t in map(json.loads, (tmp_path / "tags.jsonl").read_text().splitlines())}
+    lines = (tmp_path / "tags.jsonl").read_text().splitlines()
+    tags = {(t["uuid"], t["mission"]): t["fields"] for t in map(json.loads, lines)}
     assert tags[("a", "safety")] == {"llama_guard_2": "safe"}
     assert tags[("a", "reward")]["instruct_reward"] == -1.5 and tags[("b", "reward")]["instruct_reward"] == 2.0
     assert sorted(seen) == sorted((r["instruction"], r["response"]) for r in RECS)
@@ -81,6 +82,17 @@ def test_a_mission_without_its_model_is_refused(tmp_path):
 
 def test_hf_reward_model_scores_with_its_own_chat_template(tmp_path):
     pytest.importorskip("torch")
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: no OpenMP spin on a shared machine
+    try:
+        _score_with_tiny_reward_model(tmp_path)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _score_with_tiny_reward_model(tmp_path):
     import torch
     from transformers import LlamaConfig, LlamaForSequenceClassification
 

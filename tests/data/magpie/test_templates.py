@@ -98,7 +98,7 @@ def test_resolve_prefers_the_file_and_falls_back_to_the_tokenizer(configs):
     assert got.source == "tokenizer" and got.model == "my-finetune"
     with pytest.raises(ConfigError, match="--tokenizer DIR"):
         resolve_template("my-finetune", configs=configs)
-    with pytest.raises(ConfigError, match="is not in model_configs.json"):
+    with pytest.raises(ConfigError, match=r"is not in model_configs\.json"):
         resolve_template("x", configs=configs, template_model="nope/nope")
 
 

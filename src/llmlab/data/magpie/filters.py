@@ -46,20 +46,20 @@ STAGES = ("length", "repetition", "colon", "language", "quality", "reward", "ded
 class FilterConfig(LabConfig):
     """Thresholds of ``llmlab magpie filter`` (``-p key=value``)."""
 
-    min_chars: int = Field(5, ge=0)
-    max_chars: int = Field(8000, ge=1)
+    min_chars: int = Field(default=5, ge=0)
+    max_chars: int = Field(default=8000, ge=1)
     repetition: bool = True
-    repetition_min_words: int = Field(50, ge=0)  # Gopher's rules are applied to responses of >= 50 words
+    repetition_min_words: int = Field(default=50, ge=0)  # Gopher's rules are applied to responses of >= 50 words
     drop_colon_ending: bool = True
     languages: list[str] | None = Field(default_factory=lambda: ["en"])  # None: keep every language
     min_quality: Literal["very poor", "poor", "average", "good", "excellent"] | None = "good"
     min_reward: float | None = -10.0
     require_tags: bool = False
     dedup: bool = True
-    minhash_ngrams: int = Field(3, ge=1, le=20)
-    minhash_buckets: int = Field(14, ge=1, le=64)
-    minhash_hashes_per_bucket: int = Field(8, ge=1, le=64)
-    top_k: int | None = Field(None, ge=1)
+    minhash_ngrams: int = Field(default=3, ge=1, le=20)
+    minhash_buckets: int = Field(default=14, ge=1, le=64)
+    minhash_hashes_per_bucket: int = Field(default=8, ge=1, le=64)
+    top_k: int | None = Field(default=None, ge=1)
 
 
 def _import_datatrove() -> None:
@@ -213,7 +213,6 @@ def filter_records(source: str | Path, out_dir: str | Path | None = None, cfg: F
             MinhashDedupFilter,
             MinhashDedupSignature,
         )
-
         from datatrove.utils.hashing import HashConfig
 
         # sha1 shingle hashes: no extra dependency (datatrove's xxhash path breaks on xxhash>=4, which
@@ -231,7 +230,8 @@ def filter_records(source: str | Path, out_dir: str | Path | None = None, cfg: F
             run_pipeline([MinhashDedupCluster(str(work / "buckets"), str(work / "remove"), config=mh)],
                          executor=executor, workers=1, logging_dir=logs / "cluster", tasks=1)
             run_pipeline([st.passthrough_reader(kept_dir),
-                          MinhashDedupFilter(str(work / "remove"), exclusion_writer=st.exclusion_writer(removed, "dedup")),
+                          MinhashDedupFilter(str(work / "remove"),
+                                             exclusion_writer=st.exclusion_writer(removed, "dedup")),
                           *st.final_writers(work / "final")],
                          executor=executor, workers=workers, logging_dir=logs / "dedup", tasks=n_in)
     kept = [json.loads(line) for line in _lines(work / "final" / "records")]

@@ -22,6 +22,7 @@ run is reproducible). The official MT prompt's "Al assistant" typo is fixed.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import uuid
@@ -32,7 +33,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from llmlab.backends.base import GenerateRequest
+from llmlab.backends.base import GenerateRequest, Message
 from llmlab.backends.model import Model
 from llmlab.core.concurrency import gather
 from llmlab.core.config import LabConfig
@@ -51,18 +52,18 @@ _UUID_NS = uuid.UUID("6c1f3a52-7d0e-4b8e-9a43-2f6a1d3c9b10")
 class MagpieConfig(LabConfig):
     """Magpie generation settings (defaults: the official ``magpie.sh`` / ``gen_res.py``)."""
 
-    n: int = Field(1000, ge=1, description="instructions (conversations) to make")
-    batch: int = Field(200, ge=1, description="samples per instruction call (the server's n)")
+    n: int = Field(default=1000, ge=1, description="instructions (conversations) to make")
+    batch: int = Field(default=200, ge=1, description="samples per instruction call (the server's n)")
     variant: Literal["default", "system", "math", "code", "translation"] = "default"
-    temperature: float = Field(1.0, ge=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    max_tokens: int = Field(2048, ge=1)
+    temperature: float = Field(default=1.0, ge=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    max_tokens: int = Field(default=2048, ge=1)
     early_stopping: bool = True  # official default: "\n" also ends an instruction
     sanitize: bool = False
-    response_temperature: float = Field(0.0, ge=0)
-    response_top_p: float = Field(1.0, gt=0, le=1)
-    response_max_tokens: int = Field(4096, ge=1)
-    num_turns: int = Field(1, ge=1, le=20)
+    response_temperature: float = Field(default=0.0, ge=0)
+    response_top_p: float = Field(default=1.0, gt=0, le=1)
+    response_max_tokens: int = Field(default=4096, ge=1)
+    num_turns: int = Field(default=1, ge=1, le=20)
     seed: int = 0
 
 
@@ -98,7 +99,8 @@ class CallLog:
                     rec = json.loads(line)
                     self.done[str(rec["key"])] = rec
                 except (json.JSONDecodeError, KeyError, TypeError):
-                    raise DataError(f"{path}:{n}: not a Magpie call record; remove the folder or use a new --out") from None
+                    raise DataError(f"{path}:{n}: not a Magpie call record; remove the folder or use a new "
+                                    "--out") from None
         self._fh = path.open("a", encoding="utf-8")
 
     def add(self, key: str, **payload: Any) -> dict[str, Any]:
@@ -270,7 +272,7 @@ async def generate(model: Model, out_dir: str | Path, template: MagpieTemplate, 
                 q = instruction_text(_clean(str(got["texts"][0]), stops))
             if not q:
                 return  # nothing to answer; the filter's length rule drops the record
-            msgs: list[dict[str, str]] = []
+            msgs: list[Message | dict[str, Any]] = []
             for u, a in turns:
                 msgs += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
             msgs.append({"role": "user", "content": q})
@@ -281,7 +283,7 @@ async def generate(model: Model, out_dir: str | Path, template: MagpieTemplate, 
 
     try:
         await gather([instruction_call(k) for k in range(n_calls)], limit=concurrency)
-        await gather([(lambda r=rid: conversation(r)) for rid in range(cfg.n)], limit=concurrency)
+        await gather([functools.partial(conversation, rid) for rid in range(cfg.n)], limit=concurrency)
     finally:
         bar.close()
         log.close()

@@ -26,7 +26,7 @@ QUALITY_LEVELS = ("very poor", "poor", "average", "good", "excellent")
 
 
 class RegexWordTokenizer(WordTokenizer):
-    """Words are ``\\w+`` runs, sentences end at ``.!?`` or a newline (datatrove's English one needs spaCy)."""
+    r"""Words are ``\w+`` runs, sentences end at ``.!?`` or a newline (datatrove's English one needs spaCy)."""
 
     def word_tokenize(self, text: str) -> list[str]:
         return _WORD.findall(text)
@@ -128,7 +128,7 @@ class ResponseRepetitionFilter(BaseFilter):
     def __init__(self, min_words: int, exclusion_writer: Any = None) -> None:
         super().__init__(exclusion_writer)
         self.min_words = min_words
-        self.inner = GopherRepetitionFilter(language=RegexWordTokenizer())  # type: ignore[arg-type]
+        self.inner = GopherRepetitionFilter(language=RegexWordTokenizer())
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         response = doc.metadata["record"].get("response")

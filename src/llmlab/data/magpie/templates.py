@@ -1,7 +1,7 @@
-"""Magpie pre-query templates: read from the official model config, or derived from a chat template.
+r"""Magpie pre-query templates: read from the official model config, or derived from a chat template.
 
 A *pre-query template* is the left part of a chat template up to where the user's text would begin
-(Llama-3: ``<|begin_of_text|><|start_header_id|>user<|end_header_id|>\\n\\n``). The official
+(Llama-3: ``<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n``). The official
 ``configs/model_configs.json`` (magpie-align/magpie) holds it for 34 models, with stop tokens and the
 variants (generic system prompt, math/code/translation system prompts, the multi-turn append template);
 :func:`load_model_configs` reads that file as data. For any other model, :func:`derive_template`
@@ -12,7 +12,7 @@ Derivation rules (where they meet the file, and where the file chose otherwise):
 - the template is rendered with ``add_generation_prompt=False``; the text before the sentinel is the
   pre-query template, so a template that inserts a default system prompt (Qwen2.5, Qwen2) keeps it —
   the fix of magpie issue #28. The file drops Qwen2's ("You are a helpful assistant.") but keeps
-  Qwen2.5's; Gemma-2's file entry ends with ``\\n\\n`` where the template writes ``\\n``; both are the
+  Qwen2.5's; Gemma-2's file entry ends with ``\n\n`` where the template writes ``\n``; both are the
   official choices, and the file wins when a model is in it;
 - a BOS the tokenizer adds on encoding but the template does not write is prepended (Yi, Phi-3);
 - :func:`same_template` ignores one space after the BOS, which the file's SentencePiece entries carry
@@ -105,14 +105,15 @@ class MagpieTemplate:
         return self.pre_query[variant]
 
     def instruction_stops(self, early_stopping: bool = True) -> tuple[str, ...]:
-        """Stops of the instruction stage: stop tokens + assistant role words (+ ``\\n`` when early stopping)."""
+        r"""Stops of the instruction stage: stop tokens + assistant role words (+ ``\n`` when early stopping)."""
         stops = [*self.stop_tokens, *self.stop_tokens_assistant]
         if early_stopping:
             stops.append("\n")
         return tuple(dict.fromkeys(s for s in stops if s))
 
 
-def load_model_configs(path: str | Path | None = None, *, data_dir: str | Path | None = None) -> dict[str, MagpieTemplate]:
+def load_model_configs(path: str | Path | None = None, *,
+                       data_dir: str | Path | None = None) -> dict[str, MagpieTemplate]:
     """Read the official ``model_configs.json`` (the ``magpie`` dataset) into templates by model id.
 
     Args:
@@ -154,7 +155,8 @@ def _render(tokenizer: Any, messages: list[dict[str, str]]) -> str:
     try:
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
     except Exception as exc:  # jinja's raise_exception (e.g. "System role not supported") and template errors
-        raise UnsupportedFeatureError(f"the chat template cannot render {[m['role'] for m in messages]}: {exc}") from None
+        roles = [m["role"] for m in messages]
+        raise UnsupportedFeatureError(f"the chat template cannot render {roles}: {exc}") from None
     return str(text)
 
 
@@ -180,7 +182,7 @@ def _prefix(tokenizer: Any, messages: list[dict[str, str]]) -> str:
 
 
 def derive_template(tokenizer: Any, model: str = "", *, variants: tuple[str, ...] = VARIANTS) -> MagpieTemplate:
-    """Derive a model's Magpie templates from its tokenizer's chat template.
+    r"""Derive a model's Magpie templates from its tokenizer's chat template.
 
     Args:
         tokenizer: A transformers tokenizer with ``chat_template`` set.
@@ -195,7 +197,7 @@ def derive_template(tokenizer: Any, model: str = "", *, variants: tuple[str, ...
 
     Example:
         >>> derive_template(tok).prompt()  # doctest: +SKIP
-        '<|begin_of_text|><|start_header_id|>user<|end_header_id|>\\n\\n'
+        '<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n'
     """
     if getattr(tokenizer, "chat_template", None) is None:
         raise UnsupportedFeatureError(f"tokenizer of {model or 'this model'} has no chat template; a Magpie "
