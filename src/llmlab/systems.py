@@ -157,7 +157,7 @@ SYSTEMS: tuple[System, ...] = (
                }),
            )),
     System("Magpie", "2406.08464", "method", "magpie-align/magpie", "data/magpie/", "works",
-           "file + derived templates agree (7 families); resumable raw-completion generation, MT, variants; "
+           "file + derived templates agree (6 families); resumable raw-completion generation, MT, variants; "
            "datatrove filters (MinHash, LID-176) local = Ray; sanitiser = official but 2 fixed bugs; "
            "no real-model data yet", (
                P("command", "magpie", "llmlab.data.magpie.cli:magpie",
