@@ -10,7 +10,8 @@ from llmlab.backends.mock import MockBackend
 from llmlab.backends.model import Model
 from llmlab.core.concurrency import run_sync
 from llmlab.core.errors import ConfigError
-from llmlab.data.magpie.tagging import TASK_CATEGORIES, parse_tags, tag_records
+from llmlab.data.magpie.prompts import TASK_CATEGORIES
+from llmlab.data.magpie.tagging import parse_tags, tag_records
 
 RECS = [{"uuid": "a", "instruction": "How do I sort a list in Python?", "response": "Use sorted()."},
         {"uuid": "b", "instruction": "Write a haiku about rain.", "response": "Rain on the roof..."}]
