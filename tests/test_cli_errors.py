@@ -213,3 +213,25 @@ def test_moscar_filter_on_a_folder_without_jsonl_is_one_line(capsys, tmp_path):
     (tmp_path / "in").mkdir()
     got, err = _run(capsys, "moscar", "filter", str(tmp_path / "in"), str(tmp_path / "out"))
     assert got != 0 and "no .jsonl or .jsonl.gz input" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("magpie", "generate", "--model", "mock:echo", "--out", "X", "--n", "0"), "--n must be >= 1, got 0"),
+    (("magpie", "generate", "--model", "mock:echo", "--out", "X", "--batch", "-2"), "--batch must be >= 1"),
+    (("magpie", "generate", "--model", "mock:echo", "--out", "X", "--turns", "0"), "--turns must be >= 1"),
+    (("magpie", "generate", "--model", "mock:echo", "--out", ""), "--out needs a folder name"),
+    (("magpie", "generate", "--model", "mock:echo", "--out", "X"), "no Magpie template for model 'mock-echo'"),
+    (("magpie", "generate", "--model", "mock:echo", "--out", "X", "--template", "no/such"),
+     "is not in model_configs.json"),
+    (("magpie", "generate", "--model", "mock:echo", "--out", "X", "-p", "temperature=-1"), "temperature"),
+    (("magpie", "generate", "--model", "mock:echo", "--out", "X", "--tokenizer", "/no/such/dir"),
+     "--tokenizer /no/such/dir: cannot load a tokenizer"),
+    (("magpie", "filter", "/no/such/run"), "/no/such/run not found"),
+    (("magpie", "filter", ".", "--workers", "0"), "--workers must be >= 1"),
+    (("magpie", "filter", ".", "-p", "min_quality=great"), "min_quality"),
+    (("magpie", "tag", "/no/such/run", "--mission", "quality"), "magpie.jsonl not found"),
+])
+def test_bad_magpie_input_is_one_line(capsys, tmp_path, monkeypatch, args, needle):
+    monkeypatch.chdir(tmp_path)
+    got, err = _run(capsys, *args)
+    assert got == 2 and needle in err and "\n" not in err and "Traceback" not in err, err

@@ -181,7 +181,18 @@ SYSTEMS: tuple[System, ...] = (
                    for folder in ("medqa", "medqa_5options")
                }),
            )),
-    System("Magpie", "2406.08464", "method", "magpie-align/magpie", "data/magpie.py", "planned"),
+    System("Magpie", "2406.08464", "method", "magpie-align/magpie", "data/magpie/", "works",
+           "file + derived templates agree (6 families); resumable raw-completion generation, MT, variants; "
+           "datatrove filters (MinHash, LID-176) local = Ray; sanitiser = official but 2 fixed bugs; "
+           "no real-model data yet", (
+               P("command", "magpie", "llmlab.data.magpie.cli:magpie",
+                 "Magpie: synthesize instruction data from an aligned model's pre-query template."),
+               P("dataset", "magpie", {
+                   f"{name}": "https://raw.githubusercontent.com/magpie-align/magpie/"
+                              f"b734a36818e4ba7ef7f0f582fc55f7e860407d26/{name}"
+                   for name in ("configs/model_configs.json", "data_po/example_instructions.jsonl")
+               }),
+           )),
     # -- benchmarks, judges, statistics --
     System("NATURAL PLAN", "2406.04520", "task", "google-deepmind/natural-plan", "tasks/natural_plan/",
            "works",
