@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from llmlab.core.errors import ConfigError, LabError, MissingExtraError
+from llmlab.core.errors import ConfigError, DataError, LabError, MissingExtraError
 
 EXECUTORS = ("local", "ray")
 
@@ -66,7 +66,7 @@ def run_pipeline(steps: list, *, executor: str = "local", workers: int = 1, logg
     Raises:
         ConfigError: an unknown executor or a count below 1.
         MissingExtraError: datatrove (extra ``datapipe``) or ray (extra ``ray``) is missing.
-        LabError: a task failed (the message names its log).
+        DataError: a task failed (the message names its log).
 
     Example:
         >>> from datatrove.pipeline.readers import JsonlReader  # doctest: +SKIP
@@ -95,12 +95,18 @@ def run_pipeline(steps: list, *, executor: str = "local", workers: int = 1, logg
         _ensure_ray(workers)
         runner = RayPipelineExecutor(pipeline=steps, tasks=n_tasks, workers=min(workers, n_tasks),
                                      logging_dir=str(logging_dir), mem_per_cpu_gb=0.25)
-    runner.run()
+    try:
+        runner.run()
+    except (LabError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # one task ran in this process (workers=1) and its step raised
+        raise DataError(f"a pipeline task failed ({type(exc).__name__}: {exc}); completed tasks are kept, "
+                        f"see the logs in {logging_dir}") from exc
     _quiet_datatrove()  # a task running in this process replaced the handlers with its own
     missing = runner.get_incomplete_ranks(range(n_tasks), skip_completed=True)
     if missing:
         logs = ", ".join(str(logging_dir / "logs" / f"task_{r:05d}.log") for r in missing[:3])
-        raise LabError(f"{len(missing)} of {n_tasks} pipeline tasks failed; see {logs}")
+        raise DataError(f"{len(missing)} of {n_tasks} pipeline tasks failed; see {logs}")
 
 
 __all__ = ["EXECUTORS", "run_pipeline"]
