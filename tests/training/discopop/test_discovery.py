@@ -97,7 +97,9 @@ def test_discovery_loop_with_mock_proposer_rejects_broken_losses_cleanly():
     seed = [{"name": "dpo", "code": dp.SEED_CODES["dpo"], "fitness": 0.5}]
     from llmlab.core.concurrency import run_sync
 
-    with dp.SandboxWorker(timeout=4.0) as worker:
+    # 15 s: valid candidates train 30 steps in the worker, which takes several seconds on a loaded 2-core VM;
+    # only the infinite loop waits the whole limit
+    with dp.SandboxWorker(timeout=15.0) as worker:
         res = run_sync(dp.discover(model, generations=len(replies), fitness="toy",
                                    fitness_options={"steps": 30}, seed_archive=seed, worker=worker))
         # the worker was killed by the time limit and comes back for the next request
