@@ -272,7 +272,22 @@ SYSTEMS: tuple[System, ...] = (
                P("command", "sim", "llmlab.sim.cli:sim", "Cluster simulators: C4 diagnosis (C4D) and planning (C4P)."),
            )),
     System("Tx-LLM evaluation", "2406.06316", "model", "(none)", "tasks/tx_llm.py", "planned"),
-    System("PH-LLM evaluation", "2406.06474", "model", "(none)", "tasks/ph_llm.py", "planned"),
+    System("PH-LLM evaluation", "2406.06474", "model", "Google-Health/consumer-health-research (phllm/)",
+           "tasks/ph_llm/", "partial",
+           "PLACEHOLDER", (
+               P("task", "ph_llm.mcq", "llmlab.tasks.ph_llm.mcq:PHLLMExam"),
+               P("task", "ph_llm.case_study", "llmlab.tasks.ph_llm.rubric:PHLLMCaseStudy"),
+               P("command", "phllm", "llmlab.tasks.ph_llm.cli:phllm",
+                 "PH-LLM: rater agreement on the released case-study ratings, released PRO results."),
+               P("experiment", "ph_llm_pro", "llmlab.tasks.ph_llm.pro:experiment_ph_llm_pro"),
+               P("dataset", "ph-llm", {
+                   name: "https://raw.githubusercontent.com/Google-Health/consumer-health-research/"
+                         f"300134291a6f5986b283205d5542c0df5623a79f/phllm/data/{name}"
+                   for name in ("synthetic_mcq_data.csv", "pro_preds_bootstrap.tsv", "pro_prevalence.tsv",
+                                *(f"autoeval_ratings/{v}_{k}_ratings.tsv" for v in ("sleep", "fitness")
+                                  for k in ("human_expert", "autoeval_external", "autoeval_subsample")))
+               }),
+           )),
 )
 
 
