@@ -45,7 +45,7 @@ def test_choices_must_be_consecutive_labels():
 def test_bad_answer_names_the_row(tmp_path):
     p = tmp_path / "m.csv"
     p.write_text('question,choices,domain,difficulty,answer\n"Q?","{\'(A)\': \'x\', \'(B)\': \'y\'}",Sleep,Easy,(C)\n')
-    with pytest.raises(DataError, match="row 1.*not one of the choice labels"):
+    with pytest.raises(DataError, match=r"row 1.*not one of the choice labels"):
         load_mcq_csv(p)
 
 

@@ -98,10 +98,8 @@ def gwet_ac2(a: Sequence[float], b: Sequence[float], categories: Sequence[float]
     for x in itertools.chain(a, b):
         counts[idx[x]] += 1
     pi = [c / (2 * n) for c in counts]
-    if q < 2:
-        pe = 1 - 1e-15  # irrCAC's convention for a single category
-    else:
-        pe = sum(map(sum, w)) * sum(p * (1 - p) for p in pi) / (q * (q - 1))
+    # a single category: irrCAC's convention pe = 1 - 1e-15
+    pe = 1 - 1e-15 if q < 2 else sum(map(sum, w)) * sum(p * (1 - p) for p in pi) / (q * (q - 1))
     return (pa - pe) / (1 - pe)
 
 
@@ -173,7 +171,8 @@ def row_key(row: Mapping[str, str]) -> Key:
     return (row["case_study_id"], row["tag"], row["principle"], row["conversation_source"])
 
 
-def pivot(rows: Iterable[Mapping[str, str]], rating_col: str = "rating", rater_col: str = "rater") -> dict[Key, dict[str, float]]:
+def pivot(rows: Iterable[Mapping[str, str]], rating_col: str = "rating",
+          rater_col: str = "rater") -> dict[Key, dict[str, float]]:
     """``{unit: {rater: rating}}``; duplicate ratings of a unit by one rater are averaged (``pivot_table``)."""
     acc: dict[Key, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
@@ -355,7 +354,8 @@ def claims(report: Mapping[str, Mapping[str, Any]]) -> dict[str, bool]:
         vs = rep["autoeval_vs_expert"]
         out[f"{v}: {n_pairs[v]} expert pairs share rated units"] = s["n_expert_pairs"] == n_pairs[v]
         out[f"{v}: on its training expert's units the fine-tuned AutoEval agrees with that expert more than "
-            "untuned Gemini Pro does"] = vs["autoeval/trained_expert"]["ac2"] > vs["gemini_pro_baseline/trained_expert"]["ac2"]
+            "untuned Gemini Pro does"] = \
+            vs["autoeval/trained_expert"]["ac2"] > vs["gemini_pro_baseline/trained_expert"]["ac2"]
         out[f"{v}: AutoEval agrees with the other experts about as well as its training expert does (within 0.1)"] = \
             abs(s["autoeval_vs_others_ac2_mean"] - s["trained_expert_vs_others_ac2_mean"]) <= 0.1
         rk = rep["ranking"]

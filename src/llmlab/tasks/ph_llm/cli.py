@@ -59,8 +59,9 @@ def agreement_cmd(data_dir: str | None, n_boot: int, seed: int, json_out: str | 
         for k, s in r["autoeval_vs_expert"].items():
             click.echo(f"  rows {k:<36} n={s['n']:<6} AC2={_fmt(s['ac2'])} exact={_fmt(s['exact'])}")
         rk = r["ranking"]
-        click.echo(f"  mean rating by source: experts {json.dumps({k: round(x, 3) for k, x in rk['expert_means'].items()})}")
-        click.echo(f"                         AutoEval {json.dumps({k: round(x, 3) for k, x in rk['autoeval_means'].items()})}")
+        for who, key in (("experts", "expert_means"), ("AutoEval", "autoeval_means")):
+            means = json.dumps({k: round(x, 3) for k, x in rk[key].items()})
+            click.echo(f"  mean rating by source, {who}: {means}")
         click.echo(f"  Spearman(experts, AutoEval) over {len(rk['common_sources'])} sources = {_fmt(rk['spearman'])}")
     click.echo("== claims")
     for c, ok in rep["claims"].items():

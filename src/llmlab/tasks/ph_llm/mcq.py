@@ -78,7 +78,8 @@ _COT_HEAD = (
     "step by step, beginning with a summary of the information given. Give exactly one option from {options} "
     "as the final answer, wrapped in the xml tags <answer></answer>.\n\nTwo worked examples:\n"
 )
-_COT_EXEMPLAR = "##Question: {question}\nExplanation: Let us reason step by step. {explanation}\nAnswer: <answer>{label}</answer>\n\n"
+_COT_EXEMPLAR = ("##Question: {question}\nExplanation: Let us reason step by step. {explanation}\n"
+                 "Answer: <answer>{label}</answer>\n\n")
 _COT_TAIL = "##Question: {question}\nExplanation: Let us reason step by step. "
 
 _STEP_BACK_EXEMPLAR = {
@@ -121,7 +122,9 @@ def parse_tagged_answer(text: str | None, letters: str = "ABCDEF") -> str | None
 
 
 def parse_choices(raw: str, where: str) -> dict[str, str]:
-    """``"{'(A)': 'x', ...}"`` (Python or JSON literal) → ``{"A": "x", ...}``; labels must be ``(A)``, ``(B)``, …
+    """Parse ``"{'(A)': 'x', ...}"`` (a Python or JSON literal) into ``{"A": "x", ...}``.
+
+    The labels must be ``(A)``, ``(B)``, … in sequence.
 
     Raises:
         DataError: Not a dict literal, or the labels are not consecutive from ``(A)``.

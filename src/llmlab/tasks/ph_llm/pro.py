@@ -22,10 +22,10 @@ This module tests that finding at toy scale, honestly:
   prompting); and the frozen LM with a trained adapter. One model answers every outcome, named in the
   question, as in the paper.
 
-Deviations: synthetic data instead of the study's Fitbit + PROMIS data (not public); 4 outcomes by default
-instead of 16 (3 by default, 2 in quick mode); a ~60k-parameter LM instead of Gemini Ultra, so zero-shot text is chance by construction
-and the fine-tuned text arm replaces few-shot prompting. :func:`released_pro_summary` reads the paper's
-own released AUROCs (``pro_preds_bootstrap.tsv``) for the real comparison.
+Deviations: synthetic data instead of the study's Fitbit + PROMIS data (not public); 3 outcomes by default
+(2 in quick mode) instead of 16; a ~60k-parameter LM instead of Gemini Ultra, so zero-shot text is chance by
+construction and the fine-tuned text arm replaces few-shot prompting. :func:`released_pro_summary` reads
+the paper's own released AUROCs (``pro_preds_bootstrap.tsv``) for the real comparison.
 """
 
 from __future__ import annotations
@@ -308,7 +308,9 @@ def make_adapter(kind: str, n_features: int, hidden: int, k_tokens: int, width: 
     if k_tokens < 1 or hidden < 1:
         raise ConfigError(f"k_tokens and hidden must be >= 1 (got {k_tokens}, {hidden})")
 
-    class _MLP(nn.Module):
+    base: Any = nn.Module
+
+    class _MLP(base):
         def __init__(self) -> None:
             super().__init__()
             self.k, self.h = k_tokens, hidden
@@ -317,7 +319,7 @@ def make_adapter(kind: str, n_features: int, hidden: int, k_tokens: int, width: 
         def forward(self, x: Any) -> Any:
             return self.net(x).view(x.shape[0], self.k, self.h)  # (B, k, H)
 
-    class _Seq(nn.Module):
+    class _Seq(base):
         def __init__(self) -> None:
             super().__init__()
             self.k, self.h = k_tokens, hidden
@@ -476,7 +478,7 @@ def run_pro_experiment(cfg: PROConfig | None = None, on_log: Any = None) -> dict
     log = on_log if on_log is not None else (lambda msg: None)
     t0 = time.perf_counter()
     data = generate_wearables(cfg.n_users, cfg.n_days, cfg.outcomes, noise=cfg.noise, seed=cfg.seed)
-    n_test = int(round(cfg.n_users * cfg.test_frac))
+    n_test = round(cfg.n_users * cfg.test_frac)
     rng = np.random.default_rng(cfg.seed + 1)
     perm = rng.permutation(cfg.n_users)
     te, tr = perm[:n_test], perm[n_test:]
@@ -497,8 +499,9 @@ def run_pro_experiment(cfg: PROConfig | None = None, on_log: Any = None) -> dict
     record("oracle_true_logit", [data.logits[te, j] for j in range(len(outcomes))])
     record("logreg", [LogisticRegression(max_iter=2000).fit(z_tr, y_tr[:, j]).decision_function(z_te)
                       for j in range(len(outcomes))])
-    record("gbm", [GradientBoostingClassifier(max_depth=2, random_state=cfg.seed).fit(z_tr, y_tr[:, j]).predict_proba(z_te)[:, 1]
-                   for j in range(len(outcomes))])
+    gbm = [GradientBoostingClassifier(max_depth=2, random_state=cfg.seed).fit(z_tr, y_tr[:, j])
+           for j in range(len(outcomes))]
+    record("gbm", [m.predict_proba(z_te)[:, 1] for m in gbm])
 
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -567,7 +570,8 @@ def experiment_ph_llm_pro(quick: bool = False, seed: int = 0) -> dict[str, Any]:
     cfg = PROConfig(seed=seed, **(QUICK if quick else {}))  # type: ignore[arg-type]
     res = run_pro_experiment(cfg)
     checks = verdict(res)
-    holds = checks["adapter within tol of logistic regression"] and checks["adapter beats every text arm by more than tol"]
+    holds = checks["adapter within tol of logistic regression"] and \
+        checks["adapter beats every text arm by more than tol"]
     return {"experiment": "ph_llm_pro",
             "claim": "PH-LLM: a multimodal adapter is needed to match logistic regression on PRO prediction; "
                      "text-encoded wearable data falls short",
@@ -616,7 +620,8 @@ def released_pro_summary(path: Path) -> dict[str, Any]:
         "auroc": {t: {arm: v[0] for arm, v in a.items()} for t, a in sorted(table.items())},
         "adapter_beats_zero_and_few_shot": sum(ad[t] > best_text[t] for t in table),
         "adapter_ci_above_best_text_mean": sum(table[t]["adapter"][1] > best_text[t] for t in table),
-        "adapter_ci_contains_logreg_mean": sum(table[t]["adapter"][1] <= lr[t] <= table[t]["adapter"][2] for t in table),
+        "adapter_ci_contains_logreg_mean": sum(table[t]["adapter"][1] <= lr[t] <= table[t]["adapter"][2]
+                                               for t in table),
         "mean_auroc": {arm: sum(a[arm][0] for a in table.values()) / n for arm in RELEASED_ARMS.values()},
         "adapter_minus_logreg_mean": sum(ad[t] - lr[t] for t in table) / n,
     }

@@ -133,7 +133,8 @@ COACH_TEMPLATE = (
 EXPERTS = {"sleep": "a board-certified sleep medicine expert",
            "fitness": "a certified strength and conditioning coach who specialises in training and recovery"}
 
-JUDGE_TEMPLATE = """You are an expert {vertical} rater. Another {vertical} health expert wrote a response for a user; rate its quality against one criterion.
+JUDGE_TEMPLATE = """You are an expert {vertical} rater. Another {vertical} health expert wrote a response for a user;
+rate its quality against one criterion.
 
 Definitions:
 - Personalization: using the user's data to describe relationships and causes, or to apply domain knowledge.
