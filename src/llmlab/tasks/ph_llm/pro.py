@@ -375,7 +375,7 @@ class PROConfig:
     k_tokens: int = 2
     adapter_width: int = 64
     adapter_epochs: int = 15
-    adapter_lr: float = 3e-3
+    adapter_lr: float = 1e-2
     text_epochs: int = 3
     text_lr: float = 1e-3
     batch_size: int = 32
@@ -385,8 +385,23 @@ class PROConfig:
 
 def _train_adapter(model: Any, adapter: Any, x_train: Any, y_train: Any, outcomes: Sequence[str], cfg: PROConfig,
                    gen: Any) -> list[float]:
+    """Train the adapter (the LM stays frozen) on BCE of the answer score.
+
+    The score ``logit(Y) − logit(N)`` of a tiny, barely pretrained LM spans a narrow range (sd ≈ 0.003 at
+    init), so a positive scale ``exp(s_j)`` (initialised to give unit-sd scores on the first batch) and a bias
+    ``b_j`` per outcome are trained with the adapter: a monotone map that changes no ranking, hence no AUROC;
+    it only lets the loss reach confident predictions.
+    """
     torch = _torch()
-    opt = torch.optim.AdamW(adapter.parameters(), lr=cfg.adapter_lr, weight_decay=1e-2)
+    k = len(outcomes)
+    with torch.no_grad():  # data-dependent init: standardised scores on the first batches, prior log-odds
+        soft0 = adapter(x_train[: 4 * cfg.batch_size])
+        s0 = torch.stack([yes_no_logit(model, inputs_embeds=adapter_inputs(model, soft0, o)) for o in outcomes])
+        sd, mu = s0.std(dim=1).clamp_min(1e-6), s0.mean(dim=1)
+        prior = y_train.float().mean(0).clamp(1e-3, 1 - 1e-3)
+    log_scale = torch.nn.Parameter(-torch.log(sd))
+    bias = torch.nn.Parameter(-mu / sd + torch.log(prior / (1 - prior)))
+    opt = torch.optim.AdamW([*adapter.parameters(), log_scale, bias], lr=cfg.adapter_lr, weight_decay=1e-2)
     n = x_train.shape[0]
     losses = []
     for _ in range(cfg.adapter_epochs):
@@ -397,13 +412,13 @@ def _train_adapter(model: Any, adapter: Any, x_train: Any, y_train: Any, outcome
             soft = adapter(x_train[idx])
             loss = torch.zeros(())
             for j, o in enumerate(outcomes):
-                s = yes_no_logit(model, inputs_embeds=adapter_inputs(model, soft, o))
+                s = yes_no_logit(model, inputs_embeds=adapter_inputs(model, soft, o)) * log_scale[j].exp() + bias[j]
                 loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(s, y_train[idx, j].float())
             opt.zero_grad()
             loss.backward()
             opt.step()
             tot += float(loss.detach()) * len(idx)
-        losses.append(tot / n / len(outcomes))
+        losses.append(tot / n / k)
     return losses
 
 
