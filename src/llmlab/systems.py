@@ -273,8 +273,10 @@ SYSTEMS: tuple[System, ...] = (
            )),
     System("Tx-LLM evaluation", "2406.06316", "model", "(none)", "tasks/tx_llm.py", "planned"),
     System("PH-LLM evaluation", "2406.06474", "model", "Google-Health/consumer-health-research (phllm/)",
-           "tasks/ph_llm/", "partial",
-           "PLACEHOLDER", (
+           "tasks/ph_llm/", "works",
+           "exams (official prompt structures/parsing, 6 public Qs end to end); 15-principle rubric judge; AC2 = "
+           "irrCAC on released ratings, 9/9 agreement claims hold; released PRO: adapter 0.638 = LR 0.638 > text "
+           "0.50; toy PRO: adapter 0.78 >> text 0.60 but < LR 0.84; no real-model runs", (
                P("task", "ph_llm.mcq", "llmlab.tasks.ph_llm.mcq:PHLLMExam"),
                P("task", "ph_llm.case_study", "llmlab.tasks.ph_llm.rubric:PHLLMCaseStudy"),
                P("command", "phllm", "llmlab.tasks.ph_llm.cli:phllm",
