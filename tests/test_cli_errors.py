@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from llmlab.cli import main
+from llmlab.core.errors import DataError
 
 
 @pytest.fixture
@@ -156,6 +157,19 @@ def test_cache_stats_on_a_missing_folder_reports_nothing_cached(capsys, tmp_path
     assert main(["cache", "stats", "--path", str(missing)]) == 0
     assert json.loads(capsys.readouterr().out)["entries"] == 0
     assert not missing.parent.exists()  # no folders created just to report
+
+
+@pytest.mark.parametrize("args,code,needle", [
+    (("phllm", "agreement", "--n-boot", "-1"), 2, "--n-boot must be >= 0"),
+    (("phllm", "agreement", "--data-dir", "/nonexistent-phllm"), DataError("").exit_code, "pass --data-dir"),
+    (("phllm", "pro-results", "--data-dir", "/nonexistent-phllm"), DataError("").exit_code, "pass --data-dir"),
+    (("eval", "ph_llm.mcq", "--model", "mock:echo", "--no-progress", "-t", "prompt=fancy"), 2, "prompt"),
+    (("eval", "ph_llm.mcq", "--model", "mock:echo", "--no-progress", "--data", "/nonexistent.csv"),
+     DataError("").exit_code, "pass -t data_file=PATH"),
+])
+def test_bad_phllm_input_is_one_line(capsys, tmp_path, args, code, needle):
+    got, err = _run(capsys, *args, *(("--runs-dir", str(tmp_path)) if args[0] == "eval" else ()))
+    assert got == code and needle in err and "\n" not in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -323,7 +323,24 @@ SYSTEMS: tuple[System, ...] = (
                P("command", "txllm", "llmlab.tasks.tx_llm.cli:txllm",
                  "Tx-LLM: check TDC data (RDKit SMILES) and print the per-task SOTA table."),
            )),
-    System("PH-LLM evaluation", "2406.06474", "model", "(none)", "tasks/ph_llm.py", "planned"),
+    System("PH-LLM evaluation", "2406.06474", "model", "Google-Health/consumer-health-research (phllm/)",
+           "tasks/ph_llm/", "works",
+           "exams (official prompt structures/parsing, 6 public Qs end to end); 15-principle rubric judge; AC2 = "
+           "irrCAC on released ratings, 9/9 agreement claims hold; released PRO: adapter 0.638 = LR 0.638 > text "
+           "0.50; toy PRO: adapter 0.78 >> text 0.60 but < LR 0.84; no real-model runs", (
+               P("task", "ph_llm.mcq", "llmlab.tasks.ph_llm.mcq:PHLLMExam"),
+               P("task", "ph_llm.case_study", "llmlab.tasks.ph_llm.rubric:PHLLMCaseStudy"),
+               P("command", "phllm", "llmlab.tasks.ph_llm.cli:phllm",
+                 "PH-LLM: rater agreement on the released case-study ratings, released PRO results."),
+               P("experiment", "ph_llm_pro", "llmlab.tasks.ph_llm.pro:experiment_ph_llm_pro"),
+               P("dataset", "ph-llm", {
+                   name: "https://raw.githubusercontent.com/Google-Health/consumer-health-research/"
+                         f"300134291a6f5986b283205d5542c0df5623a79f/phllm/data/{name}"
+                   for name in ("synthetic_mcq_data.csv", "pro_preds_bootstrap.tsv", "pro_prevalence.tsv",
+                                *(f"autoeval_ratings/{v}_{k}_ratings.tsv" for v in ("sleep", "fitness")
+                                  for k in ("human_expert", "autoeval_external", "autoeval_subsample")))
+               }),
+           )),
 )
 
 
