@@ -264,7 +264,10 @@ SYSTEMS: tuple[System, ...] = (
                P("lab_command", "align", "llmlab.training.discopop.cli:align_cmd",
                  "DiscoPOP vs DPO reward-vs-KL experiment."),
            )),
-    System("SliME", "2406.08487", "model", "yfzhang114/SliME", "models/slime.py", "planned"),
+    System("SliME", "2406.08487", "model", "yfzhang114/SliME", "models/slime.py", "partial",
+           "NOTE_PLACEHOLDER", (
+               P("experiment", "slime_less_is_more", "llmlab.models.slime_lab:experiment_slime_less_is_more"),
+           )),
     System("mOSCAR filtering", "2406.08707", "model", "oscar-project/mOSCAR", "data/moscar.py", "planned"),
     System("C4 simulator", "2406.04594", "model", "(none)", "sim/c4/", "works",
            "max-min fluid sim = SimGrid to 1e-6; C4P closes 100% of a 58% ECMP busbw gap (64 nodes); C4D 30/30 "

@@ -504,11 +504,14 @@ class SliMEConnector(nn.Module):
                      reference: bool = False) -> torch.Tensor:
         """One image's crops (n, L, mm_dim) -> compressed, projected local tokens (n·local_grid², hidden)."""
         z = self.mixture.projection(self.compress(crops, reference=reference))  # (n, g², H)
-        z = z.flatten(0, 1)
+        return self._merge(z.flatten(0, 1), crops.shape[0], crop_grid)
+
+    def _merge(self, z: torch.Tensor, n_crops: int, crop_grid: tuple[int, int] | None) -> torch.Tensor:
+        """Crop-major tokens (n·g², H) -> the configured order (spatial: a raster over the whole image)."""
         if self.cfg.merge == "spatial":
-            rows, cols = crop_grid if crop_grid is not None else (1, crops.shape[0])
-            if rows * cols != crops.shape[0]:
-                raise ConfigError(f"crop_grid {rows}x{cols} does not match {crops.shape[0]} crops")
+            rows, cols = crop_grid if crop_grid is not None else (1, n_crops)
+            if rows * cols != n_crops:
+                raise ConfigError(f"crop_grid {rows}x{cols} does not match {n_crops} crops")
             z = z[spatial_order(rows, cols, self.cfg.local_grid).to(z.device)]
         return z
 
@@ -536,7 +539,13 @@ class SliMEConnector(nn.Module):
         locs: list[torch.Tensor | None] = [None] * b
         glob = self.mixture(global_feats, reference=reference) if self.cfg.branches != "local" else None
         if self.cfg.branches != "global":
-            locs_t = [self.local_tokens(local_feats[i], grids[i], reference) for i in range(b)]
+            if isinstance(local_feats, torch.Tensor) and not reference:
+                # fast path: every image has the same crop count; compress all crops in one call
+                n, g2 = local_feats.shape[1], self.cfg.local_grid ** 2
+                z = self.mixture.projection(self.compress(local_feats.flatten(0, 1))).view(b, n * g2, -1)
+                locs_t = [self._merge(z[i], n, grids[i]) for i in range(b)]
+            else:
+                locs_t = [self.local_tokens(local_feats[i], grids[i], reference) for i in range(b)]
             locs = list(locs_t)
             if select:
                 chosen = self.selector.select(locs_t, text_embeds, text_mask, keep=keep, reference=reference)
