@@ -73,7 +73,10 @@ def test_toy_forward_keeps_what_it_is_asked():
         out = toy.conn(f["global"], f["crops"], toy.embed(L.question_ids(data["digit"].tolist()))[:, 1:], None,
                        toy.embed(torch.tensor(L.TOK[","])), crop_grid=(2, 2), keep=None)
         for ix, sel in zip(kept, out.selections, strict=True):
-            assert set(ix.tolist()) == set(sel.scores.topk(5).indices.tolist())
+            inside = torch.zeros(len(sel.scores), dtype=torch.bool)
+            inside[ix] = True
+            # (empty cells give near-identical tokens: allow float ties at the boundary)
+            assert sel.scores[inside].min() >= sel.scores[~inside].max() - 1e-5
 
 
 def test_question_ids_end_with_the_digit():
@@ -84,16 +87,20 @@ def test_question_ids_end_with_the_digit():
 
 @pytest.mark.slow
 def test_less_is_more_experiment_reports_what_the_doc_states(tmp_path):
-    # docs/slime.md, quick run, seed 0 -- see the doc for the numbers this asserts
+    # docs/slime.md, seed 0 (measured 2026-12-04; the run is deterministic on one CPU thread): the stand-in
+    # model barely learns the task at this budget -- all 64 local tokens give 0.30 (chance 0.25, the global
+    # view alone 0.245) -- so the claim as coded does NOT hold; the selector's k = 1..8 give 0.29 vs 0.24-0.26
+    # for random picks and its recall of the target cell is a little above random (0.17 vs 0.14 at k = 8)
     res = L.experiment_slime_less_is_more(quick=True, seed=0)
     m = res["measured"]
-    assert set(m) >= {"acc_text_k8", "acc_random_k8", "acc_text_k64", "acc_text_k0", "recall_text_k8"}
     L.plot_less_is_more(res, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").stat().st_size > 0
-    assert res["claim_direction_holds"] is SLOW_CLAIM_HOLDS
-    for key, (lo, hi) in SLOW_RANGES.items():
-        assert lo <= m[key] <= hi, (key, m[key])
-
-
-SLOW_CLAIM_HOLDS = False
-SLOW_RANGES: dict[str, tuple[float, float]] = {}
+    assert res["claim_direction_holds"] is False
+    assert res["result"]["history"]["lm_text"][-1] < 0.1  # the stand-in LM did learn its text-only task
+    assert 0.27 <= m["acc_text_k64"] <= 0.34 and 0.22 <= m["acc_text_k0"] <= 0.27
+    assert m["acc_text_k64"] - m["acc_text_k0"] < 0.3  # the part of the claim that fails
+    for k in (1, 2, 4, 8):
+        assert m[f"acc_text_k{k}"] > m[f"acc_random_k{k}"]
+    assert m["acc_text_k8"] >= m["acc_text_k64"] - 0.05
+    assert m["recall_text_k8"] > m["recall_random_k8"]
+    assert m["mean_kept_top_p_0.95"] > 55  # top-p 0.95 keeps almost everything: the scores are nearly flat

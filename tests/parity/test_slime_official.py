@@ -78,7 +78,8 @@ def _exact_positions(module: Any, off: dict[str, Any]) -> None:
     """Give every official Resampler in ``module`` its float32 table (the official one is rounded to float16)."""
     for m in module.modules():
         if type(m).__name__ == "Resampler":
-            m.pos_embed.data = torch.from_numpy(off["sampler"].get_2d_sincos_pos_embed(m.embed_dim, m.grid_size)).float()
+            table = off["sampler"].get_2d_sincos_pos_embed(m.embed_dim, m.grid_size)
+            m.pos_embed.data = torch.from_numpy(table).float()
 
 
 def _cfg(**kw: Any) -> SimpleNamespace:

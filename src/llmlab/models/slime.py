@@ -158,7 +158,7 @@ class Resampler(nn.Module):
         side = math.isqrt(x.shape[1])
         if side * side != x.shape[1]:
             raise ConfigError(f"the resampler needs a square number of patch tokens, got {x.shape[1]}")
-        pos: torch.Tensor = self.pos_embed
+        pos = self.get_buffer("pos_embed")
         kpos = resize_positions(pos, side).to(x.dtype)  # (L, D)
         kv = self.ln_kv(self.kv_proj(x))  # (B, L, D)
         q = (self.ln_q(self.query) + pos.to(x.dtype)).unsqueeze(0)  # (1, Q, D) shared by the batch
