@@ -96,7 +96,8 @@ def test_less_is_more_experiment_reports_what_the_doc_states(tmp_path):
     L.plot_less_is_more(res, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").stat().st_size > 0
     assert res["claim_direction_holds"] is False
-    assert res["result"]["history"]["lm_text"][-1] < 0.1  # the stand-in LM did learn its text-only task
+    lm_loss = res["result"]["history"]["lm_text"][-20:]
+    assert sum(lm_loss) / len(lm_loss) < 0.1  # the stand-in LM did learn its text-only task
     assert 0.27 <= m["acc_text_k64"] <= 0.34 and 0.22 <= m["acc_text_k0"] <= 0.27
     assert m["acc_text_k64"] - m["acc_text_k0"] < 0.3  # the part of the claim that fails
     for k in (1, 2, 4, 8):
