@@ -6,17 +6,17 @@ the SMR data. The registry's ``slime_less_is_more`` experiment (``llmlab lab exp
 
 The task (built here, rendered with numpy): a 64×64 RGB image is an 8×8 grid of 8-px cells; four cells hold
 a 5×7-pixel digit (four distinct digits, four distinct colours: red, green, blue, yellow) on a noisy black
-background. The question is ``what colour is D ?`` for one of the four digits; the answer is its colour.
+background. The question is ``what colour is D`` for one of the four digits; the answer is its colour.
 The colours are visible at any resolution, but which blob is the D is not: the global view (box-downsampled
 4× to 16×16, shown at 32×32) blurs the digits to 1-2 pixels, so the answer depends on fine local detail.
 
 The model, all built from configs here (HF_HUB_OFFLINE=1, nothing downloaded):
 
-* vision encoder: a 2-layer ViT (patch 4, width 64) on 32×32 views: the global view and the four 32×32
-  crops, 64 patch tokens each (one cell = 2×2 patches). Stand-in for CLIP: it is pretrained first to
-  name each patch's digit and colour, then frozen (the official vision tower is frozen too).
-* connector: :class:`llmlab.models.slime.SliMEConnector` with global grid 8 (64 global tokens: the
-  mixture of the MLP and the 64-query resampler) and local grid 4 (each crop's 64 patch tokens compressed to
+* vision encoder: a 2-layer ViT (patch 4, width 32) on the global view (16×16: 16 patch tokens) and the
+  four 32×32 crops (64 patch tokens each; one cell = 2×2 patches). Stand-in for CLIP: it is pretrained
+  first to name each cell's digit and colour, then frozen (the official vision tower is frozen too).
+* connector: :class:`llmlab.models.slime.SliMEConnector` with global grid 4 (16 global tokens: the
+  mixture of the MLP and the 16-query resampler) and local grid 4 (each crop's 64 patch tokens compressed to
   16 queries, the official 576 → 144 ratio), spatial merge: the 64 local tokens are one per cell, in raster
   order; the selector's text is the question's token embeddings (the ``<image>`` placeholder removed).
 * LM: a 2-layer ``LlamaForCausalLM`` (width 64, tied embeddings, word-level vocabulary of 24 tokens).
