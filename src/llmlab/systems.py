@@ -300,7 +300,11 @@ SYSTEMS: tuple[System, ...] = (
                P("lab_command", "align", "llmlab.training.discopop.cli:align_cmd",
                  "DiscoPOP vs DPO reward-vs-KL experiment."),
            )),
-    System("SliME", "2406.08487", "model", "yfzhang114/SliME", "models/slime.py", "planned"),
+    System("SliME", "2406.08487", "model", "yfzhang114/SliME", "models/slime.py", "partial",
+           "3 modules + wiring = official (25/25 side by side); staged recipe; toy less-is-more does NOT hold: "
+           "all 64 local tokens 0.30 vs global 0.245 (task barely learnt), selector k=8 0.29 vs random 0.26", (
+               P("experiment", "slime_less_is_more", "llmlab.models.slime_lab:experiment_slime_less_is_more"),
+           )),
     System("mOSCAR filtering", "2406.08707", "model", "(none public)", "data/moscar.py", "works",
            "datatrove pipeline (LID-176, text/NSFW/URL/image filters, exact+MinHash dedup, audit); planted Debian "
            "corpus: recall >=0.988 per filter, MinHash 0.978 at J>=0.8; Ray = local output (slow test); "
