@@ -14,6 +14,7 @@ from llmlab.models.shiftadd.config import _torch
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+    from torch import Tensor
 
 
 # -- binary-coding quantization -------------------------------------------------------------------------
@@ -209,10 +210,10 @@ def bcq_quantize(
         planes.append(b)
     alpha, B = _sorted_scales(torch.stack(alphas, -1), torch.stack(planes, -1))  # (G, q), (G, g, q)
 
-    def normal(B: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def normal(B: Tensor) -> tuple[Tensor, Tensor]:
         return B.transpose(1, 2) @ B, (B.transpose(1, 2) @ w[..., None])[..., 0]  # (G, q, q), (G, q)
 
-    def assign(a: torch.Tensor, B: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def assign(a: Tensor, B: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         a, B = _sorted_scales(a, B)
         B = nearest_codeword(w, a)  # never raises the error for these α
         return a, B, _recon_err(w, a, B)
