@@ -288,7 +288,8 @@ SYSTEMS: tuple[System, ...] = (
                  "PowerInfer-2: decode a lab dReLU model with its FFN on disk under a memory budget."),
            )),
     System("ShiftAddLLM", "2406.05981", "model", "GATECH-EIC/ShiftAddLLM", "models/shiftadd/", "works",
-           "BCQ + LUT GEMV (1.5x dense on CPU); at our tiny scale GPTQ beats ShiftAdd (see experiments.md)", (
+           "BCQ (error <= official bcq/quantize_shift on an 860-config grid) + LUT GEMV (1.5x dense on CPU); "
+           "at our tiny scale ShiftAdd beats GPTQ at 2 bits, not at 3 (see experiments.md)", (
                P("lab_command", "quantize", "llmlab.models.shiftadd.cli:quantize_cmd",
                  "ShiftAddLLM: quantize a model from `lab train`."),
                P("experiment", "shiftadd_quant_ladder", "llmlab.models.shiftadd.cli:experiment_quant_ladder"),

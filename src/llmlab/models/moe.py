@@ -16,7 +16,7 @@ Deviations / choices (deliberate):
   order. Dropped (token, expert) slots contribute nothing: a token whose every slot is dropped passes
   through the block's residual only.
 * The initial adaptive coefficient α_0 is not given in the report; we start at ``alpha_max`` (the usual
-  fixed 1e-2) and let eq. (9) move it.
+  fixed 1e-2) and let eq. (8) move it.
 * The router's initialisation for upcycling is not specified; we use N(0, 0.02²) weights and zero bias.
 * Experts are evaluated in a single process with a loop over experts (index_select / index_add_); no
   expert parallelism.
@@ -52,9 +52,9 @@ class MoEConfig:
         aux_loss: ``"skywork_sq"`` (eq. 4) or ``"switch"``.
         aux_coef: Fixed α when ``adaptive`` is False.
         adaptive: Use the adaptive per-layer α (eq. 7-9).
-        xi: ξ of eq. 8 (1/5 in the report).
-        alpha_max: α_max of eq. 8 (0.01).
-        beta: β of eq. 9 (0.99).
+        xi: ξ of eq. 9 (1/5 in the report).
+        alpha_max: α_max of eq. 9 (0.01).
+        beta: β of eq. 8 (0.99).
         act: Expert FFN activation (``swiglu`` | ``drelu`` | ``relu_gate``).
     """
 
@@ -110,7 +110,7 @@ def aux_loss_switch(probs: torch.Tensor, top_idx: torch.Tensor) -> torch.Tensor:
 
 
 class AdaptiveAuxCoef:
-    """Eq. 7-9: ``α̂ = ξ d if d ≤ α_max/ξ else α_max``; ``α ← β α + (1 − β) α̂``, per MoE layer.
+    """Eq. 7-9, per MoE layer: ``α̂ = f(d)`` (7), ``α ← β α + (1 − β) α̂`` (8), ``f(d) = min(ξ d, α_max)`` (9).
 
     Example:
         >>> c = AdaptiveAuxCoef(xi=0.2, alpha_max=0.01, beta=0.5, alpha=0.0)
@@ -124,11 +124,11 @@ class AdaptiveAuxCoef:
         self.alpha = alpha if alpha is not None else alpha_max
 
     def target(self, drop_rate: float) -> float:
-        """α̂ = f(d) of eq. 8."""
+        """α̂ = f(d): eq. 7, with the piece-wise linear f of eq. 9."""
         return self.xi * drop_rate if drop_rate <= self.alpha_max / self.xi else self.alpha_max
 
     def update(self, drop_rate: float) -> float:
-        """Move α towards f(drop_rate) (eq. 9) and return the new α."""
+        """Move α towards f(drop_rate) (the moving average of eq. 8) and return the new α."""
         self.alpha = self.beta * self.alpha + (1 - self.beta) * self.target(drop_rate)
         return self.alpha
 

@@ -61,13 +61,14 @@ def test_experiment_quant_ladder_real_run():
     assert m["gptq-2"] < m["rtn-2"]
     assert m["shiftadd-2"] < m["bcq-2"]
     assert r["runs"]["shiftadd-mixed-2.2"]["avg_bits"] <= 2.2 + 1e-9
-    # docs/experiments.md (seed 0): fp32 < ShiftAdd and GPTQ/ShiftAdd < RTN hold; ShiftAdd <= GPTQ does
-    # NOT hold at 3 or 2 bits; plain BCQ is worse than RTN at 2 bits; the LUT row layout costs ~nothing at
-    # 3 bits; mixed 2.2 bits vs uniform 2 bits is a near tie (seed 0 loses by 0.002)
+    # docs/experiments.md (seed 0, 2026-12-04, BCQ <= official): fp32 < ShiftAdd and GPTQ/ShiftAdd < RTN
+    # hold; ShiftAdd <= GPTQ does NOT hold at 3 bits but ShiftAdd beats GPTQ at 2 bits; plain BCQ-2 beats
+    # RTN-2 but loses > 0.1 bpb to fp32; the LUT row layout costs < 0.005 at 3 bits; mixed 2.2 bits beats
+    # uniform 2 bits by less than 0.02
     h = r["claim_direction_holds"]
     assert h["fp32 < shiftadd-3"] and h["gptq-3 < rtn-3"] and h["shiftadd-2 < rtn-2"]
-    assert not h["shiftadd-3 <= gptq-3"] and m["shiftadd-2"] > m["gptq-2"]
-    assert m["bcq-2"] > m["rtn-2"]
+    assert not h["shiftadd-3 <= gptq-3"] and m["shiftadd-2"] < m["gptq-2"]
+    assert m["bcq-2"] < m["rtn-2"]
     assert abs(m["shiftadd-lat-3"] - m["shiftadd-3"]) < 0.005
-    assert abs(m["shiftadd-mixed-2.2"] - m["shiftadd-2"]) < 0.02
+    assert 0 < m["shiftadd-2"] - m["shiftadd-mixed-2.2"] < 0.02
     assert m["shiftadd-2"] - m["fp32"] < 0.1 < m["bcq-2"] - m["fp32"]

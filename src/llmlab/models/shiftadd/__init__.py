@@ -39,15 +39,20 @@ Deliberate deviations from the official code (GATECH-EIC/ShiftAddLLM):
 * Row layout: the OBS loop fits a group's scales when it reaches the group's first column, on the
   already-compensated weights (as GPTQ's static groups); the official Lat. mode shares α over 8-column
   blocks instead. ``act_order`` is not offered because it would break the contiguity of LUT groups.
-* The α step solves the q×q normal equations directly (float64, batched) instead of q steps of
-  conjugate gradient, and a group keeps its previous (α, B) when an alternating round would not lower
-  its error, so the reconstruction error is non-increasing by construction (the official loop only is
-  in exact arithmetic).
+* The α step is the exact least-squares solution (float64, batched pseudo-inverse) warm-started at the
+  current α, which keeps α's component in the null space of ``BᵀB``: in small groups (g = 8) planes can
+  coincide and a plain solve would merge their scales for good. The official loop takes q steps of
+  conjugate gradient from the current α (the same point in exact arithmetic). Every group returns the best
+  (α, B) of its trajectory, so the error is non-increasing by construction.
 * The nearest-codeword step uses ``torch.searchsorted`` on the sorted 2^q codewords (the official
   hand-written binary search, "BST", is the same assignment).
-* With power-of-two scales every α (greedy init included) is APoT-rounded right after it is computed,
-  and the planes are re-assigned to the nearest codeword after the last round, so the stored scales are
-  always exact sums of ``apot_terms`` signed powers of two and the planes always optimal for them.
+* With power-of-two scales the greedy init is left unrounded (as official) and only returned after
+  rounding; each α step is fitted to the APoT grid by coordinate descent on the exact error for the
+  current planes (candidates: the powers of two just below and above each term), and a second trajectory
+  rounds each α on its own as the official ``additive_power_of_2`` does; each group keeps the best either
+  met. The stored scales are always exact APoT values and the planes optimal for them. Against the
+  official ``bcq.quantize`` / ``quantize_shift`` on the same weights the error is never higher in the
+  860-configuration grid of ``tests/parity/test_shiftadd_bcq_official.py``.
 * Bit allocation weighs layers by their parameter counts when it checks the average-bit budget; the
   official ``opt_analysis.py`` repeats fc1/fc2 four times in a ranking by proportions, which is the
   same idea for OPT's 4x FFN only.

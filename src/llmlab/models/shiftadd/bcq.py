@@ -14,6 +14,7 @@ from llmlab.models.shiftadd.config import _torch
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+    from torch import Tensor
 
 
 # -- binary-coding quantization -------------------------------------------------------------------------
@@ -107,6 +108,62 @@ def _recon_err(w: torch.Tensor, alpha: torch.Tensor, B: torch.Tensor) -> torch.T
     return ((w - (B * alpha[:, None, :]).sum(-1)) ** 2).sum(-1)  # (G,)
 
 
+def _apot_candidates(x: torch.Tensor, terms: int) -> torch.Tensor:
+    """APoT values near ``x``.
+
+    Each of the first (up to 3) terms takes the power of two just below or just above the residual's
+    magnitude; the rest are rounded greedily.
+
+    Args:
+        x: Any tensor.
+        terms: Signed powers of two per value.
+
+    Returns:
+        ``(*x.shape, C)`` candidates (``C = 2^min(terms, 3)``), each an exact sum of ``terms`` signed powers
+        of two (zero stays zero).
+    """
+    torch = _torch()
+    tiny = torch.finfo(x.dtype).tiny
+    out = torch.zeros_like(x)[..., None]  # (..., 1)
+    for t in range(terms):
+        r = x[..., None] - out  # (..., C)
+        nz = r != 0
+        lg = torch.log2(r.abs().clamp_min(tiny))
+        if t < 3:  # branch: the power of two below and the one above
+            exps = torch.stack([lg.floor(), lg.ceil()], -1)  # (..., C, 2)
+            step = torch.where(nz[..., None], torch.sign(r)[..., None] * torch.pow(2.0, exps), 0.0)
+            out = (out[..., None] + step).flatten(-2)  # (..., 2C)
+        else:  # then greedy, as apot_round
+            out = out + torch.where(nz, torch.sign(r) * torch.pow(2.0, lg.round()), 0.0)
+    return out
+
+
+def _fit_apot(
+    alpha: torch.Tensor, BtB: torch.Tensor, Btw: torch.Tensor, terms: int, sweeps: int = 3
+) -> torch.Tensor:
+    """Power-of-two scales for fixed planes, by coordinate descent over nearby APoT values.
+
+    It starts from the APoT rounding of ``alpha`` and lowers the exact reconstruction error
+    ``αᵀ(BᵀB)α − 2αᵀBᵀw``.
+
+    Each coordinate picks, among its current value and the APoT candidates around both its current value
+    and its optimum given the others, the one with the lowest error, so the result is never worse than
+    rounding each α on its own.
+    """
+    torch = _torch()
+    a = apot_round(alpha, terms)  # (G, q)
+    diag = BtB.diagonal(dim1=1, dim2=2)  # (G, q)
+    for _ in range(sweeps):
+        for i in range(a.shape[-1]):
+            rest = Btw[:, i] - (BtB[:, i, :] * a).sum(-1) + diag[:, i] * a[:, i]  # c_i - Σ_{j≠i} A_ij α_j
+            star = rest / diag[:, i].clamp_min(1e-300)  # the unconstrained coordinate optimum
+            cand = torch.cat([a[:, i : i + 1], _apot_candidates(star, terms), _apot_candidates(a[:, i], terms)], -1)
+            f = diag[:, i : i + 1] * cand**2 - 2 * cand * rest[:, None]  # (G, C)
+            a = a.clone()
+            a[:, i] = torch.gather(cand, 1, f.argmin(-1, keepdim=True))[:, 0]
+    return a
+
+
 def bcq_quantize(
     w: torch.Tensor,
     bits: int,
@@ -116,12 +173,18 @@ def bcq_quantize(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Binary-coding quantization of G groups: greedy init then alternating α / B refinement.
 
+    The α step is the least-squares solution for the current planes that keeps the current α's component
+    in the null space of ``BᵀB`` (so planes that coincide in a small group keep distinct scales); with
+    ``apot_terms`` it is then fitted to the power-of-two grid (:func:`_fit_apot`). The B step puts every
+    weight on its nearest codeword. Each group returns the best (α, B) it met.
+
     Args:
         w: ``(G, g)`` weights (one group per row).
         bits: Number of binary planes ``q``.
         rounds: Alternating rounds after the greedy init.
-        apot_terms: If set, every α is rounded to this many signed powers of two after each α step.
-        history: If given, the total squared reconstruction error is appended after init and every round.
+        apot_terms: If set, every returned α is a sum of this many signed powers of two.
+        history: If given, the total squared reconstruction error of the best solution so far is appended
+            after init and after every round (non-increasing).
 
     Returns:
         ``(alpha, B)``: ``(G, q)`` non-negative scales sorted descending and ``(G, g, q)`` planes in {-1, +1};
@@ -136,45 +199,54 @@ def bcq_quantize(
     torch = _torch()
     dtype = w.dtype
     w = w.to(torch.float64)
-    G, g = w.shape
-    # greedy init: b_i = sign(r), α_i = mean|r|, r -= α_i b_i
+    # greedy init: b_i = sign(r), α_i = mean|r|, r -= α_i b_i (unrounded, as the official loop starts)
     r = w.clone()
     alphas, planes = [], []
     for _ in range(bits):
         b = torch.where(r >= 0, 1.0, -1.0).to(w.dtype)
         a = r.abs().mean(-1)
-        if apot_terms is not None:
-            a = apot_round(a, apot_terms)
         r = r - a[:, None] * b
         alphas.append(a)
         planes.append(b)
-    alpha = torch.stack(alphas, -1)  # (G, q)
-    B = torch.stack(planes, -1)  # (G, g, q)
-    alpha, B = _sorted_scales(alpha, B)
-    err = _recon_err(w, alpha, B)
+    alpha, B = _sorted_scales(torch.stack(alphas, -1), torch.stack(planes, -1))  # (G, q), (G, g, q)
+
+    def normal(B: Tensor) -> tuple[Tensor, Tensor]:
+        return B.transpose(1, 2) @ B, (B.transpose(1, 2) @ w[..., None])[..., 0]  # (G, q, q), (G, q)
+
+    def assign(a: Tensor, B: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        a, B = _sorted_scales(a, B)
+        B = nearest_codeword(w, a)  # never raises the error for these α
+        return a, B, _recon_err(w, a, B)
+
+    if apot_terms is not None:  # the rounded greedy solution is the first valid one
+        best_a, best_B, best_err = assign(_fit_apot(alpha, *normal(B), apot_terms), B)
+    else:
+        best_a, best_B, best_err = assign(alpha, B)  # the rounds still start from the greedy planes
     if history is not None:
-        history.append(float(err.sum()))
-    eye = torch.eye(bits, dtype=w.dtype)
+        history.append(float(best_err.sum()))
+    # With power-of-two scales two trajectories run side by side from the greedy start: one fits each α
+    # step to the APoT grid (_fit_apot), one rounds it per value (apot_round); each group keeps the best
+    # solution either met (the landscape is not convex, neither trajectory dominates the other).
+    paths = [(alpha, B, True), (alpha, B, False)] if apot_terms is not None else [(alpha, B, False)]
     for _ in range(rounds):
-        # α step: least squares (BᵀB) α = Bᵀw per group
-        BtB = B.transpose(1, 2) @ B  # (G, q, q)
-        Btw = (B.transpose(1, 2) @ w[..., None])[..., 0]  # (G, q)
-        damp = 1e-12 * BtB.diagonal(dim1=1, dim2=2).mean(-1)[:, None, None]
-        new_alpha = torch.linalg.solve(BtB + damp * eye, Btw)
-        if apot_terms is not None:
-            new_alpha = apot_round(new_alpha, apot_terms)
-        new_alpha, new_B = _sorted_scales(new_alpha, B)
-        # B step: nearest codeword given α
-        new_B = nearest_codeword(w, new_alpha)
-        new_err = _recon_err(w, new_alpha, new_B)
-        better = new_err <= err  # keep a group's previous solution when a round would not help it
-        alpha = torch.where(better[:, None], new_alpha, alpha)
-        B = torch.where(better[:, None, None], new_B, B)
-        err = torch.minimum(new_err, err)
+        moved = []
+        for alpha, B, fit in paths:
+            BtB, Btw = normal(B)
+            # α step: least squares warm-started at the current α (its null-space component is kept)
+            step = torch.linalg.pinv(BtB, hermitian=True) @ (Btw - (BtB @ alpha[..., None])[..., 0])[..., None]
+            alpha = alpha + step[..., 0]
+            if apot_terms is not None:
+                alpha = _fit_apot(alpha, BtB, Btw, apot_terms) if fit else apot_round(alpha, apot_terms)
+            alpha, B, err = assign(alpha, B)
+            better = err < best_err
+            best_a = torch.where(better[:, None], alpha, best_a)
+            best_B = torch.where(better[:, None, None], B, best_B)
+            best_err = torch.minimum(err, best_err)
+            moved.append((alpha, B, fit))
+        paths = moved
         if history is not None:
-            history.append(float(err.sum()))
-    B = nearest_codeword(w, alpha)  # the greedy planes need not be nearest; this never raises the error
-    return alpha.to(dtype), B.to(dtype)
+            history.append(float(best_err.sum()))
+    return best_a.to(dtype), best_B.to(dtype)
 
 
 @dataclass
