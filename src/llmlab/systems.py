@@ -123,8 +123,9 @@ SYSTEMS: tuple[System, ...] = (
                                     "test500.jsonl",
                }),
            )),
-    System("Black-box confidence", "2406.04370", "method", "(none)", "methods/confidence.py", "partial",
-           "features+LR; CV AUROC 0.940 on real LLaMA-13B TriviaQA samples; transfer API untested on real data", (
+    System("Black-box confidence", "2406.04370", "method", "(none)", "methods/confidence.py", "works",
+           "features+LR; CV AUROC 0.940 on real LLaMA-13B TriviaQA samples; transfer tested on synthetic tables "
+           "(one model's real generations offline)", (
                P("command", "confidence", "llmlab.methods.confidence_cli:confidence",
                  "Black-box confidence features, logistic regression, AUROC report."),
                P("dataset", "nq-open", {
