@@ -184,15 +184,27 @@ def serve_thread(model_or_spec: str | Backend | Model, *, name: str | None = Non
     Yields:
         The base URL (a :class:`ServerURL`; ``.proc`` is ``None``).
     """
-    import uvicorn
-
-    from llmlab.backends.server import bind_socket, create_app, url_of
+    from llmlab.backends.server import create_app
 
     if isinstance(model_or_spec, (str, Backend)):
         model = Model(model_or_spec, retry=RetryPolicy(max_retries=0), concurrency=256, validate_schema=False)
     else:
         model = model_or_spec
     app = create_app(model, name)
+    with serve_asgi(app, startup_timeout=startup_timeout) as root:
+        yield ServerURL.make(f"{root}/v1", name if name is not None else model.name)
+
+
+@contextlib.contextmanager
+def serve_asgi(app: Any, *, startup_timeout: float = 30.0) -> Iterator[str]:
+    """Run any ASGI app (the OpenAI-compatible server, the run viewer) under uvicorn in a daemon thread.
+
+    Yields the base URL (``http://127.0.0.1:<free port>``, no path); stops the server on exit.
+    """
+    import uvicorn
+
+    from llmlab.backends.server import bind_socket, url_of
+
     sock = bind_socket("127.0.0.1", 0)
     # A bounded graceful shutdown: a request still hanging (mock ``hang``) must not block the test's exit.
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
@@ -209,7 +221,7 @@ def serve_thread(model_or_spec: str | Backend | Model, *, name: str | None = Non
             if time.monotonic() > deadline:
                 raise TimeoutError("uvicorn thread did not start in time")
             time.sleep(0.01)
-        yield ServerURL.make(url_of(sock), name if name is not None else model.name)
+        yield url_of(sock).removesuffix("/v1")
     finally:
         server.should_exit = True
         thread.join(timeout=10)

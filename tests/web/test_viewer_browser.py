@@ -6,9 +6,6 @@ Screenshots go to ``$LLMLAB_SCREENSHOTS`` when set (to look at them), else to th
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +14,10 @@ import pytest
 
 from tests.helpers.chromium import browser_page, needs_chromium
 from tests.helpers.runs import make_run
+from tests.helpers.servers import serve_asgi
 
 pytest.importorskip("playwright.sync_api")
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 Image = pytest.importorskip("PIL.Image")
 
 pytestmark = needs_chromium
@@ -34,19 +32,8 @@ def viewer_url(tmp_path: Path) -> Iterator[str]:
              created=2.0e9)
     make_run(runs, "gsm-moa", {"q0": False, "q1": True, "q2": True, "q3": True}, model="mock:beta",
              method="moa", created=1.9e9)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_viewer(runs), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "viewer did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_asgi(create_viewer(runs)) as root:
+        yield root
 
 
 @pytest.fixture

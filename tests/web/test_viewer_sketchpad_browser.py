@@ -3,10 +3,7 @@ every turn's text is there and the sketch the code drew is shown as an image, st
 
 from __future__ import annotations
 
-import socket
 import sqlite3
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +12,10 @@ import pytest
 import yaml
 
 from tests.helpers.chromium import browser_page, needs_chromium
+from tests.helpers.servers import serve_asgi
 
 pytest.importorskip("playwright.sync_api")
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 pytest.importorskip("matplotlib")
 pytest.importorskip("networkx")
 
@@ -59,19 +57,8 @@ def viewer_url(sketchpad_run: tuple[Path, str]) -> Iterator[str]:
     from llmlab.web.viewer import create_viewer
 
     runs, _ = sketchpad_run
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_viewer(runs), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "viewer did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_asgi(create_viewer(runs)) as root:
+        yield root
 
 
 @pytest.fixture

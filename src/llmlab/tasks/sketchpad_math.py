@@ -190,7 +190,8 @@ class SketchpadMathTask(Task):
         return str(ex["label"])
 
     def request(self, ex: Mapping[str, Any]) -> str:
-        raise NotImplementedError
+        """The instance's question text; every task defines it, unless it overrides :meth:`prompt` (geometry)."""
+        raise NotImplementedError(f"{type(self).__name__} defines neither request() nor prompt()")
 
     def prompt(self, item: Item) -> Query:
         text = self.request(item.input)
