@@ -55,6 +55,7 @@ from llmlab.core.concurrency import gather
 from llmlab.core.config import LabConfig, build_config
 from llmlab.core.contracts import Roles
 from llmlab.core.errors import ConfigError, DataError, MissingExtraError
+from llmlab.grading.text import normalize_answer
 
 NLI = Callable[[str, str], Mapping[str, float]]
 """``nli(premise, hypothesis) -> {"entailment": p, "neutral": p, "contradiction": p}``."""
@@ -80,17 +81,6 @@ ICP_EXAMPLE = "Q: What is the boiling point of water at sea level in degrees Cel
 # -- answer normalisation and lexical similarity ----------------------------------------------------------
 
 
-def normalize_answer(s: str) -> str:
-    """SQuAD normalisation: lower-case, drop punctuation and articles, squeeze whitespace.
-
-    Example:
-        >>> normalize_answer("  The Eiffel-Tower! ")
-        'eiffeltower'
-    """
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in set(string.punctuation))
-    s = re.sub(r"\b(a|an|the)\b", " ", s)
-    return " ".join(s.split())
 
 
 def normalized_match(a: str, b: str) -> bool:

@@ -38,7 +38,6 @@ Deliberate deviations from ``eval_husky.py`` (the official verdict is kept in ``
 from __future__ import annotations
 
 import re
-import string
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
@@ -49,6 +48,7 @@ from llmlab.core.contracts import Item, Query, Score
 from llmlab.core.errors import DataError
 from llmlab.core.jsonl import read_jsonl
 from llmlab.grading.math_answers import extract_math_answer, math_equal
+from llmlab.grading.text import normalize_answer
 from llmlab.tasks.base import Task, TaskConfig
 
 DATASET = "husky-eval"
@@ -86,17 +86,6 @@ def final_answer(text: str | None) -> str:
     return s[:-1].strip() if s.endswith(".") else s
 
 
-def normalize_answer(s: str) -> str:
-    """SQuAD normalisation: lower case, no punctuation, no articles, single spaces.
-
-    Example:
-        >>> normalize_answer("The  James Madison!")
-        'james madison'
-    """
-    s = s.lower()
-    s = "".join(ch for ch in s if ch not in set(string.punctuation))
-    s = re.sub(r"\b(a|an|the)\b", " ", s)
-    return " ".join(s.split())
 
 
 def exact_match(prediction: str, truth: str) -> bool:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from llmlab.core.errors import DataError
+from llmlab.stats import correlation
 
 Key = tuple[str, str, str, str]  # (case_study_id, tag, principle, conversation_source)
 LIKERT = (1, 2, 3, 4, 5)
@@ -251,24 +252,8 @@ def autoeval_overlap(human_rows: Sequence[Mapping[str, str]], autoeval_rows: Seq
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     """Spearman's ρ with average ranks for ties (NaN if either side is constant)."""
-    def ranks(v: Sequence[float]) -> list[float]:
-        order = sorted(range(len(v)), key=lambda i: v[i])
-        r = [0.0] * len(v)
-        i = 0
-        while i < len(v):
-            j = i
-            while j + 1 < len(v) and v[order[j + 1]] == v[order[i]]:
-                j += 1
-            for k in range(i, j + 1):
-                r[order[k]] = (i + j) / 2 + 1
-            i = j + 1
-        return r
-
-    rx, ry = ranks(x), ranks(y)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
-    sxx, syy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
-    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else math.nan
+    rho = correlation.spearman(x, y)
+    return math.nan if rho is None else rho
 
 
 def source_means(rows: Iterable[Mapping[str, str]], rating_col: str) -> dict[str, float]:

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from llmlab.stats.correlation import average_ranks, pearson, spearman
 from llmlab.tasks.tx_llm.prompts import Metric
 
 HIGHER_IS_BETTER: dict[str, bool] = {"auroc": True, "auprc": True, "spearman": True, "pearson": True,
                                      "accuracy": True, "mae": False}
-
-
-def _ranks(x: Sequence[float]) -> list[float]:
-    """Average ranks (1-based), ties sharing their mean rank (scipy's ``rankdata`` default)."""
-    order = sorted(range(len(x)), key=lambda i: x[i])
-    ranks = [0.0] * len(x)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and x[order[j + 1]] == x[order[i]]:
-            j += 1
-        for t in range(i, j + 1):
-            ranks[order[t]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
 
 
 def auroc(y: Sequence[int], score: Sequence[float]) -> float | None:
@@ -34,7 +19,7 @@ def auroc(y: Sequence[int], score: Sequence[float]) -> float | None:
     neg = len(y) - pos
     if pos == 0 or neg == 0:
         return None
-    r = _ranks(score)
+    r = average_ranks(score)
     return (sum(r[i] for i, v in enumerate(y) if v == 1) - pos * (pos + 1) / 2) / (pos * neg)
 
 
@@ -55,23 +40,6 @@ def auprc(y: Sequence[int], score: Sequence[float]) -> float | None:
         prev_recall = recall
         i = j + 1
     return ap
-
-
-def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Pearson correlation; ``None`` when either side is constant."""
-    n = len(x)
-    if n < 2:
-        return None
-    mx, my = sum(x) / n, sum(y) / n
-    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
-    sxx = sum((a - mx) ** 2 for a in x)
-    syy = sum((b - my) ** 2 for b in y)
-    return None if sxx == 0 or syy == 0 else sxy / math.sqrt(sxx * syy)
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Spearman's ρ (= scipy ``spearmanr``: Pearson of average ranks)."""
-    return pearson(_ranks(x), _ranks(y))
 
 
 def mae(y: Sequence[float], pred: Sequence[float]) -> float | None:
