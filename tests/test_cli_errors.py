@@ -206,6 +206,8 @@ def test_bad_sketchpad_input_is_one_line(capsys, tmp_path, shared_data, extra, n
     (("moscar", "filter", "no/such/input", "out"), "IN no/such/input does not exist"),
     (("moscar", "filter", ".", "out", "--workers", "0"), "--workers must be >= 1"),
     (("moscar", "filter", ".", "out", "--tasks", "0"), "--tasks must be >= 1"),
+    (("moscar", "filter", ".", "out", "--workers", "99999999"), "--workers must be >= 1 and <= 1024, got 99999999"),
+    (("moscar", "filter", ".", "out", "--tasks", "99999999"), "--tasks must be >= 1 and <= 10000, got 99999999"),
     (("moscar", "filter", ".", "out", "-p", "nope=1"), "unknown key 'nope'"),
     (("moscar", "filter", ".", "out", "-p", "min_images=-1"), "min_images"),
     (("moscar", "audit", "."), "has no audit/ folder"),
@@ -230,7 +232,7 @@ def test_moscar_filter_on_a_folder_without_jsonl_is_one_line(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (("magpie", "generate", "--model", "mock:echo", "--out", "X", "--n", "0"), "--n must be >= 1, got 0"),
+    (("magpie", "generate", "--model", "mock:echo", "--out", "X", "--n", "0"), "--n must be >= 1 and <= 100000, got 0"),
     (("magpie", "generate", "--model", "mock:echo", "--out", "X", "--batch", "-2"), "--batch must be >= 1"),
     (("magpie", "generate", "--model", "mock:echo", "--out", "X", "--turns", "0"), "--turns must be >= 1"),
     (("magpie", "generate", "--model", "mock:echo", "--out", ""), "--out needs a folder name"),
@@ -242,6 +244,9 @@ def test_moscar_filter_on_a_folder_without_jsonl_is_one_line(capsys, tmp_path):
      "--tokenizer /no/such/dir: cannot load a tokenizer"),
     (("magpie", "filter", "/no/such/run"), "/no/such/run not found"),
     (("magpie", "filter", ".", "--workers", "0"), "--workers must be >= 1"),
+    (("magpie", "filter", ".", "--workers", "5000"), "--workers must be >= 1 and <= 1024"),
+    (("magpie", "generate", "--model", "mock:echo", "--out", "X", "--concurrency", "100000000"),
+     "--concurrency must be >= 1 and <= 100000"),
     (("magpie", "filter", ".", "-p", "min_quality=great"), "min_quality"),
     (("magpie", "tag", "/no/such/run", "--mission", "quality"), "magpie.jsonl not found"),
 ])

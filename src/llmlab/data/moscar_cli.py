@@ -32,11 +32,9 @@ def filter_cmd(inp: Path, out: Path, workers: int, tasks: int | None, executor: 
     """
     from llmlab.core.config import build_config
     from llmlab.data.moscar import MoscarConfig, filter_corpus
+    from llmlab.data.pipeline import check_counts
 
-    if workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {workers}")
-    if tasks is not None and tasks < 1:
-        raise ConfigError(f"--tasks must be >= 1, got {tasks}")
+    check_counts(workers, tasks)
     if not inp.exists():
         raise ConfigError(f"IN {inp} does not exist (give a .jsonl[.gz] file or a folder of them)")
     config = build_config(MoscarConfig, params)

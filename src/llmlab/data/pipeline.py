@@ -17,6 +17,20 @@ from typing import Any
 from llmlab.core.errors import ConfigError, DataError, LabError, MissingExtraError
 
 EXECUTORS = ("local", "ray")
+MAX_WORKERS = 1024  # processes / Ray actors at once
+MAX_TASKS = 10_000  # shards: each one is a datatrove rank with its own log and completion marker
+
+
+def check_counts(workers: int, tasks: int | None) -> None:
+    """One line for a worker or shard count out of range (before anything is read or started).
+
+    Raises:
+        ConfigError: ``workers`` not in 1..MAX_WORKERS or ``tasks`` not in 1..MAX_TASKS.
+    """
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ConfigError(f"--workers must be >= 1 and <= {MAX_WORKERS}, got {workers}")
+    if tasks is not None and not 1 <= tasks <= MAX_TASKS:
+        raise ConfigError(f"--tasks must be >= 1 and <= {MAX_TASKS}, got {tasks}")
 
 
 def _require(module: str, package: str, extra: str) -> None:
@@ -74,11 +88,8 @@ def run_pipeline(steps: list, *, executor: str = "local", workers: int = 1, logg
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
-    if workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    check_counts(workers, tasks)
     n_tasks = tasks if tasks is not None else workers
-    if n_tasks < 1:
-        raise ConfigError(f"tasks must be >= 1, got {n_tasks}")
     _require("datatrove", "datatrove", "datapipe")
     logging_dir = Path(logging_dir)
     _quiet_datatrove()
@@ -109,4 +120,4 @@ def run_pipeline(steps: list, *, executor: str = "local", workers: int = 1, logg
         raise DataError(f"{len(missing)} of {n_tasks} pipeline tasks failed; see {logs}")
 
 
-__all__ = ["EXECUTORS", "run_pipeline"]
+__all__ = ["EXECUTORS", "MAX_TASKS", "MAX_WORKERS", "check_counts", "run_pipeline"]

@@ -28,8 +28,9 @@ def _load_tokenizer(path: str | None) -> Any:
 
 
 def _positive(name: str, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise ConfigError(f"{name} must be >= 1, got {value}")
+    # the same bound as every count of a LabConfig (core/config.py)
+    if value is not None and not 1 <= value <= 100_000:
+        raise ConfigError(f"{name} must be >= 1 and <= 100000, got {value}")
 
 
 @click.group("magpie")
@@ -136,9 +137,9 @@ def filter_cmd(source: str, out_dir: str | None, executor: str, workers: int, ta
     """Filter a run folder (or a records .jsonl/.json): length, repetition, language, tags, MinHash dedup."""
     from llmlab.core.config import build_config
     from llmlab.data.magpie.filters import FilterConfig, filter_records
+    from llmlab.data.pipeline import check_counts
 
-    _positive("--workers", workers)
-    _positive("--tasks", tasks)
+    check_counts(workers, tasks)
     if not Path(source).exists():
         raise ConfigError(f"{source} not found; give a `llmlab magpie generate` folder or a records file")
     cfg = build_config(FilterConfig, params)
