@@ -1,7 +1,11 @@
 """Side by side with irrCAC (the library the official PH-LLM figures notebook calls): AC2 on every released pair.
 
-Runs when ``irrCAC`` and ``pandas`` are installed (``pip install irrCAC==0.4.4``, in the ``compare`` extra) and the
-shared ratings are present; skips with the reason otherwise.
+Runs when ``irrCAC`` and ``pandas`` are importable and the shared ratings are present; skips with the reason
+otherwise. irrCAC is in no extra (it pins scipy==1.12, which excludes the numpy 2 that datatrove needs); install it
+beside the project without its pins (run 2026-12-04: 2 passed)::
+
+    pip install --no-deps --target "$SCRATCH"/irrcac irrCAC==0.4.4
+    PYTHONPATH="$SCRATCH"/irrcac python -m pytest tests/parity/test_ph_llm_irrcac.py -q
 """
 
 from __future__ import annotations
