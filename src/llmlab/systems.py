@@ -75,7 +75,7 @@ SYSTEMS: tuple[System, ...] = (
            )),
     System("MCTS Self-Refine (MCTSr)", "2406.07394", "method", "trotsky1997/MathBlackBox", "methods/mcts_sr.py",
            "works",
-           "selection accuracy and oracle pass@k kept apart; tree identical to official in 120 runs", (
+           "selection accuracy and oracle pass@k kept apart; trees identical to official in 126 runs (tests/parity)", (
                P("method", "mcts_sr", "llmlab.methods.mcts_sr:MCTSr"),
            )),
     System("TextGrad", "2406.07496", "method", "zou-group/textgrad", "methods/textgrad/", "works",
