@@ -265,3 +265,21 @@ async def test_cache_keys_differ_by_tools_and_response_format(tmp_path):
     assert len(mock.requests) == 4  # none of them hit another's cache entry
     again = await model.generate(chat("x", tools=(Tool("f"),), tool_choice="required"))
     assert again.cached and len(mock.requests) == 4
+
+
+def test_prepare_warms_as_many_connections_as_the_concurrency_once() -> None:
+    class Warmable(MockBackend):
+        warmed: list[int] = []
+
+        async def warm(self, connections: int) -> None:
+            self.warmed.append(connections)
+
+    backend = Warmable()
+    m = Model(backend, concurrency=24)
+
+    async def go() -> None:
+        await m.prepare()
+        await m.prepare()  # prepared once
+
+    anyio.run(go)
+    assert backend.warmed == [24]

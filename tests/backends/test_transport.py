@@ -136,6 +136,27 @@ async def test_timeout_and_unreachable() -> None:
     await dead.aclose()
 
 
+async def test_warm_opens_the_connections_up_front_and_calls_reuse_them() -> None:
+    server, url, conns = await start(lambda n, raw: ok(json.dumps({"n": n}).encode()))
+    t = FastHTTPTransport(url, "k", 5)
+    await t.warm(8)
+    await asyncio.sleep(0.05)  # let the server accept them
+    assert len(conns) == 8
+    await t.warm(8)  # already warm: nothing more is opened
+    replies = await asyncio.gather(*(t.request("POST", "/x", {}) for _ in range(8)))
+    assert sorted(r.json()["n"] for r in replies) == list(range(1, 9))
+    assert len(conns) == 8  # eight calls at once went over the eight warm connections
+    await t.aclose()
+    server.close()
+    await server.wait_closed()
+    dead = FastHTTPTransport(url, "k", 2)
+    await dead.warm(4)  # best effort: an unreachable server is left for the calls to report
+    assert dead._idle == []
+    with pytest.raises(BackendConnectionError):
+        await dead.request("POST", "/x", {})
+    await dead.aclose()
+
+
 async def test_garbage_from_the_server_is_a_connection_error() -> None:
     server, url, _ = await start(lambda n, raw: b"SSH-2.0-OpenSSH\r\n\r\n")
     t = FastHTTPTransport(url, "k", 2)

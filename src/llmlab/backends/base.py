@@ -334,6 +334,13 @@ class Backend(ABC):
         unreachable, so a run stops at once with one line instead of failing item after item.
         """
 
+    async def warm(self, connections: int) -> None:  # noqa: B027 - optional hook, default is nothing to open
+        """Open up to ``connections`` keep-alive connections before a run (best effort; default: nothing).
+
+        Called by :meth:`llmlab.backends.model.Model.prepare` with the Model's concurrency, so the first
+        ``concurrency`` calls of a run do not each open a connection while the others wait to be sent.
+        """
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, default is nothing to close
         """Release connections, threads or models."""
 

@@ -369,6 +369,7 @@ class Model:
         """Let the backend learn its capabilities (once; later calls do nothing)."""
         if not self._prepared:
             await self.backend.prepare()
+            await self.backend.warm(self.concurrency)
             self._prepared = True
 
     async def aclose(self) -> None:

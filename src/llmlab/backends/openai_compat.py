@@ -126,6 +126,10 @@ def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = Non
 
 
 
+# Most connections opened per backend before a run (`warm`); more are opened on demand.
+WARM_MAX = 256
+
+
 @dataclass(slots=True)
 class Endpoint:
     """One base URL of a pool with its clients and the counts the balancer (and tests) look at."""
@@ -496,6 +500,15 @@ class OpenAIBackend(Backend):
         if windows:
             changes["context_length"] = min(windows)
         self.capabilities = dataclasses.replace(self.capabilities, **changes)
+
+    async def warm(self, connections: int) -> None:
+        """Open the run's keep-alive connections up front, shared across the endpoints (best effort)."""
+        if self.stream or not self.endpoints:
+            return
+        per = -(-min(connections, WARM_MAX) // len(self.endpoints))
+        for ep in self.endpoints:
+            if ep.client is None:
+                await ep.http.warm(per)
 
     async def aclose(self) -> None:
         """Close every endpoint's HTTP clients."""

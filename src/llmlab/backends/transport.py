@@ -165,6 +165,9 @@ class AiohttpTransport:
         except self._aiohttp.ClientError as exc:
             raise self._connection_error(exc) from exc
 
+    async def warm(self, n: int, timeout: float = 5.0) -> None:
+        """Open idle connections before a run: aiohttp opens its own on demand, so nothing here."""
+
     async def aclose(self) -> None:
         """Close the session (if it belongs to the running loop; otherwise just drop it)."""
         session, self._session = self._session, None
@@ -377,6 +380,26 @@ class FastHTTPTransport(AiohttpTransport):
                 conn.transport.close()
             return reply
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def warm(self, n: int, timeout: float = 5.0) -> None:
+        """Open up to ``n`` idle keep-alive connections at once (best effort: failures are left to the calls).
+
+        A run at concurrency 128 otherwise opens its 128 connections one worker at a time while the first
+        wave is being sent, which spreads that wave (and every later one) over tens of milliseconds.
+        """
+        loop = asyncio.get_running_loop()
+        if self._pool_loop is not loop:
+            self._drop_idle()
+            self._pool_loop = loop
+        need = n - len(self._idle)
+        if need <= 0:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                made = await asyncio.gather(*(self._connect(loop) for _ in range(need)), return_exceptions=True)
+        except TimeoutError:
+            return
+        self._idle.extend(c for c in made if isinstance(c, _Conn))
 
     async def aclose(self) -> None:
         """Close idle connections and the aiohttp session used for streams."""
