@@ -319,3 +319,17 @@ def test_cli_canonical_prints_the_table(shared_data: Path) -> None:
     res = CliRunner().invoke(mceval, ["canonical", "-l", "Python", "-l", "JSON", "--limit", "2"])
     assert res.exit_code == 0, res.output
     assert "| Python | 2 | 2/2 (100.0%) |" in res.output and "| JSON | 2 | 2/2 (100.0%) |" in res.output
+
+
+def test_sandbox_which_remembers_a_found_tool_and_sees_one_installed_or_removed_later(tmp_path, monkeypatch) -> None:
+    from llmlab.tasks.mceval.languages import sandbox_which
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert sandbox_which("mytool") is None
+    tool = tmp_path / "mytool"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    assert sandbox_which("mytool") == str(tool)  # installed after a miss: found
+    assert sandbox_which("mytool") == str(tool)  # remembered
+    tool.unlink()
+    assert sandbox_which("mytool") is None  # a remembered path that is gone is looked up again
