@@ -13,7 +13,7 @@ from llmlab.core.errors import ConfigError
 from llmlab.tasks.tx_llm.codecs import Binning, binary_label, format_bin
 
 Kind = Literal["binary", "regression", "generation"]
-Metric = Literal["auroc", "auprc", "spearman", "pearson", "mae", "accuracy"]
+Metric = Literal["auroc", "auprc", "spearman", "pearson", "mae", "mse", "accuracy"]
 EntityType = Literal["smiles", "protein", "nucleotide", "text"]
 
 N_BINS = 1000  # regression answers are integers 0..N_BINS (printed 000..1000)
@@ -100,7 +100,7 @@ TASKS: dict[str, TxTask] = {t.name: t for t in (
     TxTask("Half_Life_Obach", "ADME", "regression", "spearman", _ADMET,
            "The half-life is the time for the plasma concentration of a drug to halve.",
            "What is the half-life of this molecule?", (DRUG,), what="half-life (hours)"),
-    TxTask("DAVIS", "DTI", "regression", "pearson",
+    TxTask("DAVIS", "DTI", "regression", "mse",
            "Answer the question about the binding of a drug to a protein target.",
            "Binding affinity (Kd) measures how tightly a small molecule binds a kinase; lower Kd is tighter.",
            "What is the binding affinity of this drug to this target?",
@@ -115,7 +115,7 @@ TASKS: dict[str, TxTask] = {t.name: t for t in (
            "Phase 1 trials test the safety of a drug in a small group of people with a given condition.",
            "Will this drug pass a phase 1 trial for this disease?",
            (DRUG, Entity("Disease", "Disease", "text")), ("fails phase 1", "passes phase 1")),
-    TxTask("miRTarBase", "MTI", "binary", "auroc",
+    TxTask("miRTarBase", "MTI", "binary", "accuracy",
            "Answer the question about the interaction of a microRNA with a protein-coding gene.",
            "A microRNA silences a gene by pairing with its messenger RNA.",
            "Does this microRNA target this protein?",
