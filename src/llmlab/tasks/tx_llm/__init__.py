@@ -69,6 +69,7 @@ from llmlab.tasks.tx_llm.sota import (
     compare_to_sota,
     relative_difference,
     sota_entry,
+    sota_name,
 )
 from llmlab.tasks.tx_llm.task import TxLLM, TxLLMConfig
 
@@ -112,6 +113,7 @@ __all__ = [
     "same_molecules",
     "select_exemplars",
     "sota_entry",
+    "sota_name",
     "spearman",
     "task_metric",
     "tdc_random_split",

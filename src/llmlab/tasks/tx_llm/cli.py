@@ -42,13 +42,13 @@ def check_cmd(data_dir: str | None, tasks: tuple[str, ...], show: int) -> None:
 @click.option("--catalogue", is_flag=True, help="Only the datasets of the harness's task catalogue.")
 def sota_cmd(catalogue: bool) -> None:
     """The paper's per-task SOTA (Tables A.7/A.8 of arXiv 2406.06316v1), each with its source."""
-    from llmlab.tasks.tx_llm import NEAR_SOTA_TOLERANCE, NO_SOTA, SOTA, TASKS, sota_entry
+    from llmlab.tasks.tx_llm import NEAR_SOTA_TOLERANCE, NO_SOTA, SOTA, TASKS
+    from llmlab.tasks.tx_llm.sota import sota_name
 
-    ours = {n: t for n, t in TASKS.items() if sota_entry(n) is not None}
-    ours_by_entry = {id(sota_entry(n)): n for n in ours}
+    ours = {key: n for n in TASKS if (key := sota_name(n)) is not None}  # paper's name -> our catalogue name
     click.echo(f"{'task':31s} {'metric':8s} {'split':11s} {'SOTA':>7s} {'Tx-LLM':>7s}  verified  source")
     for name, e in SOTA.items():
-        here = ours_by_entry.get(id(e))
+        here = ours.get(name)
         if catalogue and here is None:
             continue
         label = name if here is None or here == name else f"{name} ({here})"
@@ -56,7 +56,7 @@ def sota_cmd(catalogue: bool) -> None:
                    f"{'yes' if e.verified else 'NO ':8s}  {e.source}")
     if not catalogue:
         click.echo(f"no SOTA in the paper (not compared): {', '.join(sorted(NO_SOTA))}")
-    missing = sorted(n for n in TASKS if sota_entry(n) is None)
+    missing = sorted(n for n in TASKS if sota_name(n) is None)
     if missing:
         click.echo(f"catalogue tasks without a paper SOTA: {', '.join(missing)}")
     click.echo(f"near SOTA = within {NEAR_SOTA_TOLERANCE:.0%} relative (the paper's rule, §4.1); Tx-LLM = the "

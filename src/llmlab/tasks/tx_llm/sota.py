@@ -229,10 +229,20 @@ ALIASES: dict[str, str] = {"phase1_trial": "phase1"}
 _BY_KEY = {k.lower(): k for k in SOTA}
 
 
-def sota_entry(task: str) -> SotaEntry | None:
-    """The paper's row for a TDC dataset name (case-insensitive; spaces as ``_``; :data:`ALIASES`)."""
+def sota_name(task: str) -> str | None:
+    """The key of :data:`SOTA` for a TDC dataset name (case-insensitive; spaces as ``_``; :data:`ALIASES`).
+
+    Example:
+        >>> sota_name("Phase1_Trial"), sota_name("bbb martins"), sota_name("USPTO-50K")
+        ('phase1', 'BBB_Martins', None)
+    """
     key = task.strip().lower().replace(" ", "_")
-    name = _BY_KEY.get(ALIASES.get(key, key))
+    return _BY_KEY.get(ALIASES.get(key, key))
+
+
+def sota_entry(task: str) -> SotaEntry | None:
+    """The paper's row for a TDC dataset name (as :func:`sota_name`), ``None`` when it has no SOTA."""
+    name = sota_name(task)
     return None if name is None else SOTA[name]
 
 
@@ -294,4 +304,4 @@ def compare_to_sota(task: str, value: float | None, tolerance: float = NEAR_SOTA
 
 __all__ = ["ALIASES", "KIND_METRICS", "NEAR_SOTA_TOLERANCE", "NO_SOTA", "REFERENCES", "SOTA",
            "TDC_LEADERBOARD_METRICS", "SotaEntry", "classify", "compare_to_sota", "relative_difference",
-           "sota_entry"]
+           "sota_entry", "sota_name"]

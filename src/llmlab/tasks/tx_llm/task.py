@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from pydantic import Field
+
 from llmlab.backends.base import Message
 from llmlab.core.contracts import Item, Query, Score
 from llmlab.core.errors import ConfigError, DataError
@@ -46,7 +48,7 @@ class TxLLMConfig(TaskConfig):
     shot_selector: Literal["random", "tanimoto"] = "random"
     max_per_task: int | None = None
     seed: int = 0
-    near_sota_tolerance: float = NEAR_SOTA_TOLERANCE
+    near_sota_tolerance: float = Field(default=NEAR_SOTA_TOLERANCE, ge=0.0, le=1.0)
     system: str | None = None
 
 
