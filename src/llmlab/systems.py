@@ -320,7 +320,8 @@ SYSTEMS: tuple[System, ...] = (
                P("command", "sim", "llmlab.sim.cli:sim", "Cluster simulators: C4 diagnosis (C4D) and planning (C4P)."),
            )),
     System("Tx-LLM evaluation", "2406.06316", "model", "(none)", "tasks/tx_llm/", "works",
-           "TxT prompts, 3 answer kinds, TDC metrics = sklearn/scipy, RDKit-checked TDC data, LoRA SFT recipe "
+           "TxT prompts (27 TDC tasks, all of ADMET), 3 answer kinds, TDC metrics = sklearn/scipy, RDKit-checked "
+           "TDC data, LoRA SFT recipe "
            "(fixture BBB AUROC 0.74 -> 0.94 on a tiny LM); SOTA = the paper's Tables A.7/A.8 (63 rows, its Table A.6 "
            "recomputed; 27/28 leaderboard rows = TDC entries), 10% near rule; its 43/66 count not reproducible "
            "from its tables; no real-model run", (

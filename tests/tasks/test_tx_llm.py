@@ -216,6 +216,18 @@ def test_catalogue_metrics_are_the_papers_so_every_comparison_is_like_for_like()
             assert (task.metric, task.kind) == (ref.metric, ref.kind), name
     assert tx.sota_entry("Phase1_Trial") is tx.SOTA["phase1"]  # our layout of TDC's phase1
     assert tx.sota_entry("USPTO-50K") is None  # the paper's USPTO row is the full USPTO set
+    admet = {k for k in tx.TDC_LEADERBOARD_METRICS if not k.startswith(("drugcomb", "bindingdb"))}
+    assert len(admet) == 22 and admet <= {n.lower() for n in tx.TASKS}  # TDC's whole ADMET group
+
+
+def test_every_single_molecule_task_prompts_from_tdcs_drug_column() -> None:
+    for task in tx.TASKS.values():
+        if task.entities != (tx.Entity("Drug", "Drug SMILES", "smiles"),):
+            continue
+        p = tx.format_prompt(task, {"Drug": "CCO", "Y": "1"})
+        assert "\nDrug SMILES: CCO\n" in p and p.endswith("Answer:"), task.name
+        assert (f"(A) {task.choices[0]} (B) {task.choices[1]}" in p) == (task.kind == "binary"), task.name
+        assert ("000 to 1000" in p) == (task.kind == "regression"), task.name
 
 
 # -- the task end to end through the runner (scripted models: plumbing, not model quality) -------------------
