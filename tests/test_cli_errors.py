@@ -179,6 +179,7 @@ def test_bad_phllm_input_is_one_line(capsys, tmp_path, args, code, needle):
     (("lab", "finetune", "--recipe", "tx_llm", "--model", "hf:x", "--out", ""), "--out needs a folder name"),
     (("lab", "finetune", "--recipe", "tx_llm", "--model", "hf:x", "-p", "mixture=random"), "mixture"),
     (("txllm", "check", "--show", "-1"), "--show must be >= 0"),
+    (("eval", "tx_llm", "--model", "mock:echo", "-t", "near_sota_tolerance=-1"), "near_sota_tolerance"),
 ])
 def test_bad_lab_input_is_one_line(capsys, args, needle):
     got, err = _run(capsys, *args)

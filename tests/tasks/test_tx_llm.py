@@ -31,7 +31,13 @@ def tdc_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_metrics_equal_sklearn_and_scipy_with_ties(seed: int) -> None:
     from scipy.stats import pearsonr, spearmanr
-    from sklearn.metrics import average_precision_score, mean_absolute_error, roc_auc_score
+    from sklearn.metrics import (
+        accuracy_score,
+        average_precision_score,
+        mean_absolute_error,
+        mean_squared_error,
+        roc_auc_score,
+    )
 
     rng = random.Random(seed)
     y = [rng.randint(0, 1) for _ in range(60)]
@@ -43,6 +49,15 @@ def test_metrics_equal_sklearn_and_scipy_with_ties(seed: int) -> None:
     assert tx.spearman(a, b) == pytest.approx(spearmanr(a, b).statistic, abs=1e-12)
     assert tx.pearson(a, b) == pytest.approx(pearsonr(a, b).statistic, abs=1e-12)
     assert tx.mae(a, b) == pytest.approx(mean_absolute_error(a, b), abs=1e-12)
+    assert tx.mse(a, b) == pytest.approx(mean_squared_error(a, b), abs=1e-12)
+    p = [rng.random() for _ in range(60)]
+    assert tx.accuracy(y, p) == pytest.approx(accuracy_score(y, [int(v > 0.5) for v in p]), abs=1e-12)
+
+
+def test_accuracy_gives_half_credit_to_no_answer_and_is_the_hit_rate_for_generation() -> None:
+    assert tx.accuracy([1, 0, 1, 0], [0.9, 0.2, 0.5, 0.5]) == 0.75  # two right, two unanswered
+    assert tx.task_metric("accuracy", [1.0] * 4, [1.0, 0.0, 1.0, 1.0]) == 0.75
+    assert tx.task_metric("mse", [0.0, 2.0], [1.0, 0.0]) == 2.5
 
 
 def test_undefined_metrics_are_none_not_a_number() -> None:
@@ -192,19 +207,27 @@ def test_pytdc_is_used_when_installed_and_online(tmp_path: Path, monkeypatch: py
         tx.load_tdc("Lipophilicity_AstraZeneca")
 
 
-# -- SOTA comparison ----------------------------------------------------------------------------------------
+# -- SOTA comparison inside a run (the table itself: tests/tasks/tx_llm/test_sota.py) ------------------------
 
-def test_sota_comparison_respects_the_metric_direction() -> None:
-    auc = tx.SOTA["BBB_Martins"].value
-    assert tx.compare_to_sota("BBB_Martins", auc + 0.01)["status"] == "above"  # type: ignore[index]
-    assert tx.compare_to_sota("BBB_Martins", auc * 0.97)["status"] == "near"  # type: ignore[index]
-    assert tx.compare_to_sota("BBB_Martins", auc * 0.90)["status"] == "below"  # type: ignore[index]
-    mae = tx.SOTA["Caco2_Wang"].value
-    assert tx.compare_to_sota("Caco2_Wang", mae * 0.9)["status"] == "above"  # type: ignore[index]
-    assert tx.compare_to_sota("Caco2_Wang", mae * 1.2)["status"] == "below"  # type: ignore[index]
-    assert tx.compare_to_sota("DAVIS", 0.5) is None
-    assert all(not e.verified for e in tx.SOTA.values())  # none could be checked against the paper here
-    assert all(e.metric == tx.TASKS[n].metric for n, e in tx.SOTA.items())
+def test_catalogue_metrics_are_the_papers_so_every_comparison_is_like_for_like() -> None:
+    for name, task in tx.TASKS.items():
+        ref = tx.sota_entry(name)
+        if ref is not None:
+            assert (task.metric, task.kind) == (ref.metric, ref.kind), name
+    assert tx.sota_entry("Phase1_Trial") is tx.SOTA["phase1"]  # our layout of TDC's phase1
+    assert tx.sota_entry("USPTO-50K") is None  # the paper's USPTO row is the full USPTO set
+    admet = {k for k in tx.TDC_LEADERBOARD_METRICS if not k.startswith(("drugcomb", "bindingdb"))}
+    assert len(admet) == 22 and admet <= {n.lower() for n in tx.TASKS}  # TDC's whole ADMET group
+
+
+def test_every_single_molecule_task_prompts_from_tdcs_drug_column() -> None:
+    for task in tx.TASKS.values():
+        if task.entities != (tx.Entity("Drug", "Drug SMILES", "smiles"),):
+            continue
+        p = tx.format_prompt(task, {"Drug": "CCO", "Y": "1"})
+        assert "\nDrug SMILES: CCO\n" in p and p.endswith("Answer:"), task.name
+        assert (f"(A) {task.choices[0]} (B) {task.choices[1]}" in p) == (task.kind == "binary"), task.name
+        assert ("000 to 1000" in p) == (task.kind == "regression"), task.name
 
 
 # -- the task end to end through the runner (scripted models: plumbing, not model quality) -------------------
@@ -242,6 +265,8 @@ def test_eval_with_an_oracle_scores_perfectly_and_inverted_scores_zero(tdc_dir: 
     b = task.loaded["Caco2_Wang"].binning()
     assert b is not None and t["Caco2_Wang"]["value"] <= (b.hi - b.lo) / tx.N_BINS / 2 + 1e-9  # bin rounding only
     assert all(v["unparsed"] == 0 for v in t.values())
+    assert t["BBB_Martins"]["vs_sota"]["status"] == "above" and t["USPTO-50K"]["vs_sota"] is None
+    assert good.aggregate["vs_sota"]["compared"] == good.aggregate["vs_sota"]["sota_verified"] == 2
     assert good.aggregate["invalid_smiles_dropped"] == 2
     bad = run_eval(EvalSpec(task="tx_llm", model_spec="mock:py=tests.tasks.test_tx_llm:inverted", task_params=tp,
                             data_dir=str(tdc_dir), runs_dir=str(tmp_path), run_id="inv"), progress=False)
@@ -277,7 +302,9 @@ def test_scoring_a_predictions_file_with_probabilities(tdc_dir: Path, tmp_path: 
     rep = json.loads(capsys.readouterr().out)
     y = [int(r["Y"]) for r in rows]
     assert rep["tasks"]["BBB_Martins"]["value"] == pytest.approx(roc_auc_score(y, probs), abs=1e-12)
-    assert rep["tasks"]["BBB_Martins"]["vs_sota"]["verified"] is False
+    cmp = rep["tasks"]["BBB_Martins"]["vs_sota"]
+    assert cmp["verified"] is True and cmp["sota"] == tx.SOTA["BBB_Martins"].value
+    assert cmp["status"] == tx.classify("auroc", rep["tasks"]["BBB_Martins"]["value"], cmp["sota"])
 
 
 def test_bad_task_options_are_one_line(tdc_dir: Path, capsys) -> None:

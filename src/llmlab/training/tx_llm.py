@@ -207,7 +207,7 @@ def finetune_tx_llm(model: str, data_dir: str | None, params: Mapping[str, Any],
         a = after[n]
         tasks[n] = {"metric": a["metric"], "after": a["value"], "before": before[n]["value"] if before else None,
                     "n_train": sizes[n], "n_eval": a["n"], "unparsed_after": a["unparsed"],
-                    "vs_sota": tx.compare_to_sota(n, a["value"]),
+                    "vs_sota": tx.compare_to_sota(n, a["value"], metric=a["metric"]),
                     "predictions": {"y": a["y"], "after": a["pred"], "before": before[n]["pred"] if before else None}}
         say(f"{n}: {a['metric']} before {tasks[n]['before']} after {a['value']}")
     out.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,8 @@ few-shot exemplars chosen at random or by Tanimoto nearest neighbours); the thre
 classification answered ``(A)``/``(B)``, regression answered as a bin 000–1000 of the train split's range and
 parsed back to the original unit, generation answered with a SMILES string); the per-task metrics as TDC's
 ``Evaluator`` defines them (AUROC = ``roc_auc_score``, AUPRC = ``average_precision_score``, Spearman,
-Pearson, MAE, accuracy); and the comparison against the best reported per-task result (:data:`SOTA`).
+Pearson, MAE, MSE, accuracy); and the paper's comparison against the best reported per-task result
+(:data:`SOTA`: the paper's Tables A.7/A.8, every value checked against them; "near" = within 10%, §4.1).
 The fine-tuning recipe (LoRA SFT on the task mixture) is :mod:`llmlab.training.tx_llm`.
 
 Data are TDC datasets in their CSV layout, user-supplied: ``<data-dir>/tdc/<Name>/{train,valid,test}.csv``
@@ -27,8 +28,9 @@ Deviations (each deliberate):
 - A single-file dataset is split as TDC's ``get_split()`` does by default (random, seed 42, 70/10/20: the same
   pandas draws); without pandas a seeded shuffle of the same sizes stands in (not TDC's split). Rows RDKit
   rejects are dropped after the split, so the other rows land where TDC puts them.
-- "Near SOTA" uses a relative tolerance we chose (``near_sota_tolerance``, default 5%); the paper's exact
-  criterion could not be checked here.
+- The SOTA table is the paper's (:mod:`llmlab.tasks.tx_llm.sota`); its "near SOTA" rule (within 10% relative)
+  is implemented as stated, although the paper's own §4.1 counts do not all follow from its tables under that
+  rule (see that module). DAVIS is scored by MSE and miRTarBase by accuracy, the paper's metrics for them.
 """
 
 from llmlab.tasks.tx_llm.codecs import (
@@ -45,25 +47,41 @@ from llmlab.tasks.tx_llm.codecs import (
 from llmlab.tasks.tx_llm.data import TxData, find_tdc_files, load_tdc, select_exemplars, tdc_random_split
 from llmlab.tasks.tx_llm.metrics import (
     HIGHER_IS_BETTER,
-    SOTA,
-    SotaEntry,
+    accuracy,
     auprc,
     auroc,
-    compare_to_sota,
     mae,
     median,
+    mse,
     pearson,
     spearman,
     task_metric,
 )
 from llmlab.tasks.tx_llm.prompts import TASKS, Entity, TxTask, format_answer, format_prompt, format_question
+from llmlab.tasks.tx_llm.sota import (
+    NEAR_SOTA_TOLERANCE,
+    NO_SOTA,
+    REFERENCES,
+    SOTA,
+    TDC_LEADERBOARD_METRICS,
+    SotaEntry,
+    classify,
+    compare_to_sota,
+    relative_difference,
+    sota_entry,
+    sota_name,
+)
 from llmlab.tasks.tx_llm.task import TxLLM, TxLLMConfig
 
 __all__ = [
     "HIGHER_IS_BETTER",
+    "NEAR_SOTA_TOLERANCE",
+    "NO_SOTA",
     "N_BINS",
+    "REFERENCES",
     "SOTA",
     "TASKS",
+    "TDC_LEADERBOARD_METRICS",
     "Binning",
     "Entity",
     "SotaEntry",
@@ -71,10 +89,12 @@ __all__ = [
     "TxLLM",
     "TxLLMConfig",
     "TxTask",
+    "accuracy",
     "auprc",
     "auroc",
     "binary_label",
     "canonical_smiles",
+    "classify",
     "compare_to_sota",
     "find_tdc_files",
     "format_answer",
@@ -84,12 +104,16 @@ __all__ = [
     "load_tdc",
     "mae",
     "median",
+    "mse",
     "parse_bin",
     "parse_binary",
     "parse_smiles",
     "pearson",
+    "relative_difference",
     "same_molecules",
     "select_exemplars",
+    "sota_entry",
+    "sota_name",
     "spearman",
     "task_metric",
     "tdc_random_split",

@@ -39,13 +39,28 @@ def check_cmd(data_dir: str | None, tasks: tuple[str, ...], show: int) -> None:
 
 
 @txllm.command("sota")
-def sota_cmd() -> None:
-    """The best reported per-task results the comparison uses, with whether each was verified."""
-    from llmlab.tasks.tx_llm import SOTA
+@click.option("--catalogue", is_flag=True, help="Only the datasets of the harness's task catalogue.")
+def sota_cmd(catalogue: bool) -> None:
+    """The paper's per-task SOTA (Tables A.7/A.8 of arXiv 2406.06316v1), each with its source."""
+    from llmlab.tasks.tx_llm import NEAR_SOTA_TOLERANCE, NO_SOTA, SOTA, TASKS
+    from llmlab.tasks.tx_llm.sota import sota_name
 
-    click.echo(f"{'task':28s} {'metric':9s} {'value':>7s}  verified  source")
+    ours = {key: n for n in TASKS if (key := sota_name(n)) is not None}  # paper's name -> our catalogue name
+    click.echo(f"{'task':31s} {'metric':8s} {'split':11s} {'SOTA':>7s} {'Tx-LLM':>7s}  verified  source")
     for name, e in SOTA.items():
-        click.echo(f"{name:28s} {e.metric:9s} {e.value:7.3f}  {'yes' if e.verified else 'NO ':8s}  {e.source}")
+        here = ours.get(name)
+        if catalogue and here is None:
+            continue
+        label = name if here is None or here == name else f"{name} ({here})"
+        click.echo(f"{label:31s} {e.metric:8s} {e.split:11s} {e.value:7.3f} {e.txllm:7.3f}  "
+                   f"{'yes' if e.verified else 'NO ':8s}  {e.source}")
+    if not catalogue:
+        click.echo(f"no SOTA in the paper (not compared): {', '.join(sorted(NO_SOTA))}")
+    missing = sorted(n for n in TASKS if sota_name(n) is None)
+    if missing:
+        click.echo(f"catalogue tasks without a paper SOTA: {', '.join(missing)}")
+    click.echo(f"near SOTA = within {NEAR_SOTA_TOLERANCE:.0%} relative (the paper's rule, §4.1); Tx-LLM = the "
+               "paper's Tx-LLM (M) value")
 
 
 __all__ = ["txllm"]

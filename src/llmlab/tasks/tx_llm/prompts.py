@@ -13,7 +13,7 @@ from llmlab.core.errors import ConfigError
 from llmlab.tasks.tx_llm.codecs import Binning, binary_label, format_bin
 
 Kind = Literal["binary", "regression", "generation"]
-Metric = Literal["auroc", "auprc", "spearman", "pearson", "mae", "accuracy"]
+Metric = Literal["auroc", "auprc", "spearman", "pearson", "mae", "mse", "accuracy"]
 EntityType = Literal["smiles", "protein", "nucleotide", "text"]
 
 N_BINS = 1000  # regression answers are integers 0..N_BINS (printed 000..1000)
@@ -71,6 +71,7 @@ class TxTask:
 
 
 DRUG = Entity("Drug", "Drug SMILES", "smiles")
+_SUBSTRATE_METRICS: tuple[tuple[str, Metric], ...] = (("CYP2C9", "auprc"), ("CYP2D6", "auprc"), ("CYP3A4", "auroc"))
 _ADMET = "Answer the question about a drug's absorption, distribution, metabolism, excretion or toxicity."
 
 TASKS: dict[str, TxTask] = {t.name: t for t in (
@@ -100,7 +101,46 @@ TASKS: dict[str, TxTask] = {t.name: t for t in (
     TxTask("Half_Life_Obach", "ADME", "regression", "spearman", _ADMET,
            "The half-life is the time for the plasma concentration of a drug to halve.",
            "What is the half-life of this molecule?", (DRUG,), what="half-life (hours)"),
-    TxTask("DAVIS", "DTI", "regression", "pearson",
+    # the rest of TDC's ADMET benchmark group (TDC's leaderboard metric each; the SOTA rows of sota.py)
+    TxTask("Pgp_Broccatelli", "ADME", "binary", "auroc", _ADMET,
+           "P-glycoprotein pumps drugs out of cells; inhibiting it changes a drug's absorption and brain exposure.",
+           "Does this molecule inhibit P-glycoprotein?", (DRUG,),
+           ("does not inhibit P-glycoprotein", "inhibits P-glycoprotein")),
+    TxTask("Bioavailability_Ma", "ADME", "binary", "auroc", _ADMET,
+           "Oral bioavailability is the fraction of an oral dose that reaches the circulation unchanged.",
+           "Is this molecule orally bioavailable?", (DRUG,), ("not orally bioavailable", "orally bioavailable")),
+    TxTask("PPBR_AZ", "ADME", "regression", "mae", _ADMET,
+           "Plasma protein binding is the share of a drug bound to blood proteins; only the unbound drug acts.",
+           "What is the plasma protein binding rate of this molecule?", (DRUG,), what="percentage bound"),
+    TxTask("VDss_Lombardo", "ADME", "regression", "spearman", _ADMET,
+           "The volume of distribution at steady state relates the amount of drug in the body to its plasma "
+           "concentration.",
+           "What is the volume of distribution of this molecule?", (DRUG,), what="volume of distribution (L/kg)"),
+    *(TxTask(f"{cyp}_Veith", "ADME", "binary", "auprc", _ADMET,
+             f"{cyp} is a liver enzyme that metabolises many drugs; inhibiting it causes drug-drug interactions.",
+             f"Does this molecule inhibit {cyp}?", (DRUG,), (f"does not inhibit {cyp}", f"inhibits {cyp}"))
+      for cyp in ("CYP2C9", "CYP2D6")),
+    *(TxTask(f"{cyp}_Substrate_CarbonMangels", "ADME", "binary", metric, _ADMET,
+             f"A substrate of {cyp} is metabolised by this liver enzyme, which shapes its clearance.",
+             f"Is this molecule a substrate of {cyp}?", (DRUG,), (f"not a {cyp} substrate", f"a {cyp} substrate"))
+      for cyp, metric in _SUBSTRATE_METRICS),
+    TxTask("Clearance_Hepatocyte_AZ", "ADME", "regression", "spearman", _ADMET,
+           "Hepatocyte clearance measures how fast liver cells remove a drug.",
+           "What is the hepatocyte clearance of this molecule?", (DRUG,),
+           what="hepatocyte clearance (uL/min/10^6 cells)"),
+    TxTask("Clearance_Microsome_AZ", "ADME", "regression", "spearman", _ADMET,
+           "Microsomal clearance measures how fast liver microsome enzymes metabolise a drug.",
+           "What is the microsomal clearance of this molecule?", (DRUG,), what="microsomal clearance (mL/min/g)"),
+    TxTask("LD50_Zhu", "Tox", "regression", "mae", _ADMET,
+           "The LD50 is the dose that kills half of the animals given it, a measure of acute toxicity.",
+           "What is the acute toxicity (LD50) of this molecule?", (DRUG,), what="LD50 (-log mol/kg)"),
+    TxTask("hERG", "Tox", "binary", "auroc", _ADMET,
+           "Blocking the hERG potassium channel of the heart can cause fatal arrhythmia.",
+           "Does this molecule block the hERG channel?", (DRUG,), ("does not block hERG", "blocks hERG")),
+    TxTask("DILI", "Tox", "binary", "auroc", _ADMET,
+           "Drug-induced liver injury is a leading cause of drugs being withdrawn.",
+           "Can this molecule cause liver injury?", (DRUG,), ("does not cause liver injury", "causes liver injury")),
+    TxTask("DAVIS", "DTI", "regression", "mse",
            "Answer the question about the binding of a drug to a protein target.",
            "Binding affinity (Kd) measures how tightly a small molecule binds a kinase; lower Kd is tighter.",
            "What is the binding affinity of this drug to this target?",
@@ -115,7 +155,7 @@ TASKS: dict[str, TxTask] = {t.name: t for t in (
            "Phase 1 trials test the safety of a drug in a small group of people with a given condition.",
            "Will this drug pass a phase 1 trial for this disease?",
            (DRUG, Entity("Disease", "Disease", "text")), ("fails phase 1", "passes phase 1")),
-    TxTask("miRTarBase", "MTI", "binary", "auroc",
+    TxTask("miRTarBase", "MTI", "binary", "accuracy",
            "Answer the question about the interaction of a microRNA with a protein-coding gene.",
            "A microRNA silences a gene by pairing with its messenger RNA.",
            "Does this microRNA target this protein?",

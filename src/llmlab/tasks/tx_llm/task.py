@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from pydantic import Field
+
 from llmlab.backends.base import Message
 from llmlab.core.contracts import Item, Query, Score
 from llmlab.core.errors import ConfigError, DataError
@@ -20,8 +22,9 @@ from llmlab.tasks.tx_llm.codecs import (
     same_molecules,
 )
 from llmlab.tasks.tx_llm.data import TxData, find_tdc_files, load_tdc, select_exemplars
-from llmlab.tasks.tx_llm.metrics import compare_to_sota, median, task_metric
+from llmlab.tasks.tx_llm.metrics import median, task_metric
 from llmlab.tasks.tx_llm.prompts import TASKS, format_answer, format_prompt
+from llmlab.tasks.tx_llm.sota import NEAR_SOTA_TOLERANCE, compare_to_sota
 
 
 class TxLLMConfig(TaskConfig):
@@ -35,7 +38,7 @@ class TxLLMConfig(TaskConfig):
         shot_selector: ``random`` or ``tanimoto`` (nearest neighbours by Morgan-fingerprint similarity).
         max_per_task: Keep at most this many items per task (the first ones).
         seed: Seed of the exemplar choice and of a single-file split.
-        near_sota_tolerance: Relative margin for "near SOTA".
+        near_sota_tolerance: Relative margin for "near SOTA" (the paper's 10%, §4.1).
         system: An optional system message.
     """
 
@@ -45,7 +48,7 @@ class TxLLMConfig(TaskConfig):
     shot_selector: Literal["random", "tanimoto"] = "random"
     max_per_task: int | None = None
     seed: int = 0
-    near_sota_tolerance: float = 0.05
+    near_sota_tolerance: float = Field(default=NEAR_SOTA_TOLERANCE, ge=0.0, le=1.0)
     system: str | None = None
 
 
@@ -173,7 +176,7 @@ class TxLLM(Task):
             value = task_metric(spec.metric, ys, preds)
             tasks[name] = {"metric": spec.metric, "value": value, "n": len(ss),
                            "unparsed": sum(1 for s in ss if s.details.get("pred") is None),
-                           "vs_sota": compare_to_sota(name, value, self.cfg.near_sota_tolerance)}
+                           "vs_sota": compare_to_sota(name, value, self.cfg.near_sota_tolerance, spec.metric)}
         out["tasks"] = tasks
         out["metric_by_task"] = {k: v["value"] for k, v in tasks.items() if v["value"] is not None}
         cmp = [v["vs_sota"] for v in tasks.values() if v["vs_sota"] is not None]
