@@ -179,6 +179,43 @@ def test_several_samples_give_pass_at_k() -> None:
     assert task.aggregate([score])["Python"]["pass@2"] == pytest.approx(5 / 6)
 
 
+@pytest.mark.parametrize("lang", ["Kotlin", "Scala", "Groovy"])
+def test_jvm_flags_reach_the_sandboxed_jvm(lang: str) -> None:
+    # A flag this JVM rejects would fail every item; one that is silently dropped would change nothing.
+    from llmlab import sandbox
+    from llmlab.tasks.mceval.languages import run_env, sandbox_which
+
+    if sandbox_which("java") is None:
+        pytest.skip("java missing")
+    res = run_sync(sandbox.run({}, ["bash", "-c", "java $JAVA_OPTS -XX:+PrintFlagsFinal -version"], timeout=60,
+                               memory=None, env=run_env(LANGS[lang]),
+                               limits=sandbox.Limits(processes=1024, open_files=4096, memory=None)))
+    assert res.exit_code == 0, res.stderr[-500:]
+    flags = {f[1]: f[3] for f in (ln.split() for ln in res.stdout.splitlines()) if len(f) >= 4 and f[2] == "="}
+    assert flags["TieredStopAtLevel"] == "1" and flags["UseSerialGC"] == "true"
+    if lang in ("Kotlin", "Scala"):  # the launcher's own -Xmx256M is kept (JAVA_OPTS replaces it)
+        assert flags["MaxHeapSize"] == str(256 << 20)
+
+
+ROW_GROOVY = {
+    "task_id": "Groovy/99", "entry_point": "twice", "signature": "int twice(int x)",
+    "prompt": "class Twice {\n    static int twice(int x)", "canonical_solution": " {\n        return 2 * x\n    }\n}",
+    "test": "assert Twice.twice(21) == 42\nassert Twice.twice(0) == 0",
+    "instruction": "Write a Groovy function `int twice(int x)`.",
+}
+
+
+def test_groovy_canonical_passes_and_a_wrong_answer_fails_with_the_jvm_flags() -> None:
+    task = McEval({"language": "Groovy"})
+    if LANGS["Groovy"].missing_tool():
+        pytest.skip(f"{LANGS['Groovy'].missing_tool()} missing")
+    item = _item(ROW_GROOVY)
+    good = _run(task, item, task.canonical_reply(item))
+    assert good.passed, good.stderr[-500:]
+    bad = _run(task, item, "```groovy\nclass Twice {\n    static int twice(int x) { return x }\n}\n```")
+    assert bad.status == "failed" and "Assertion failed" in bad.stderr
+
+
 def test_unknown_language_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown McEval language"):
         McEval({"language": "Cobol"})
