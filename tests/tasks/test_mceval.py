@@ -214,6 +214,9 @@ def test_groovy_canonical_passes_and_a_wrong_answer_fails_with_the_jvm_flags() -
     assert good.passed, good.stderr[-500:]
     bad = _run(task, item, "```groovy\nclass Twice {\n    static int twice(int x) { return x }\n}\n```")
     assert bad.status == "failed" and "Assertion failed" in bad.stderr
+    # `list.size` without parentheses: ArrayList's private field, readable only with java.util opened
+    size = _run(task, item, "```groovy\nclass Twice {\n    static int twice(int x) { return [x, x].size * x }\n}\n```")
+    assert size.passed, size.stderr[-500:]
 
 
 def test_unknown_language_is_a_config_error() -> None:
@@ -320,9 +323,9 @@ def test_canonical_pass_rate_per_language(shared_data: Path, lang: str) -> None:
 
 
 # Languages below 95% for reasons explained item by item in docs/mceval.md.
-# Debian's Groovy 2.4, Kotlin 1.3 and Scala 2.11 are older than the data (docs/mceval.md lists the items;
-# Kotlin and Scala were measured on 20 and 12 items only).
-KNOWN_FLOOR: dict[str, float] = {"Groovy": 0.86, "Kotlin": 0.85, "Scala": 0.85}
+# Debian's Kotlin 1.3 is older than the data: 42/50 (docs/mceval.md lists the 8 items, each an API or
+# syntax of Kotlin 1.4/1.5 or a script-mode limit of 1.3).
+KNOWN_FLOOR: dict[str, float] = {"Kotlin": 0.84}
 
 
 def test_no_extractable_code_fails_instead_of_running_the_placeholder() -> None:

@@ -103,9 +103,16 @@ JVM_LAUNCHER_OPTS = {"Kotlin": "-Xmx256M -Xms32M", "Scala": "-Xmx256M -Xms32M", 
 JVM_FAST_FLAGS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
+# Groovy reads ``list.size`` (no parentheses) as ArrayList's private field ``size``; JDK 17's strong
+# encapsulation (JEP 403) forbids that reflective access, so Groovy falls back to a GPath over the elements
+# and the data's solutions fail. Opening java.util restores what JDK <= 15 allowed (docs/mceval.md).
+GROOVY_OPENS = "--add-opens java.base/java.util=ALL-UNNAMED"
+
+
 def jvm_opts(name: str) -> dict[str, str]:
-    """``JAVA_OPTS`` of a Kotlin/Scala/Groovy run: the launcher's own defaults plus :data:`JVM_FAST_FLAGS`."""
-    return {"JAVA_OPTS": f"{JVM_LAUNCHER_OPTS[name]} {JVM_FAST_FLAGS}".strip()}
+    """``JAVA_OPTS`` of a Kotlin/Scala/Groovy run: launcher defaults, fast flags, Groovy's java.util opening."""
+    extra = f" {GROOVY_OPENS}" if name == "Groovy" else ""
+    return {"JAVA_OPTS": f"{JVM_LAUNCHER_OPTS[name]} {JVM_FAST_FLAGS}{extra}".strip()}
 
 
 def java_home() -> str | None:
