@@ -179,6 +179,46 @@ def test_several_samples_give_pass_at_k() -> None:
     assert task.aggregate([score])["Python"]["pass@2"] == pytest.approx(5 / 6)
 
 
+@pytest.mark.parametrize("lang", ["Kotlin", "Scala", "Groovy"])
+def test_jvm_flags_reach_the_sandboxed_jvm(lang: str) -> None:
+    # A flag this JVM rejects would fail every item; one that is silently dropped would change nothing.
+    from llmlab import sandbox
+    from llmlab.tasks.mceval.languages import run_env, sandbox_which
+
+    if sandbox_which("java") is None:
+        pytest.skip("java missing")
+    res = run_sync(sandbox.run({}, ["bash", "-c", "java $JAVA_OPTS -XX:+PrintFlagsFinal -version"], timeout=60,
+                               memory=None, env=run_env(LANGS[lang]),
+                               limits=sandbox.Limits(processes=1024, open_files=4096, memory=None)))
+    assert res.exit_code == 0, res.stderr[-500:]
+    flags = {f[1]: f[3] for f in (ln.split() for ln in res.stdout.splitlines()) if len(f) >= 4 and f[2] == "="}
+    assert flags["TieredStopAtLevel"] == "1" and flags["UseSerialGC"] == "true"
+    if lang in ("Kotlin", "Scala"):  # the launcher's own -Xmx256M is kept (JAVA_OPTS replaces it)
+        assert flags["MaxHeapSize"] == str(256 << 20)
+
+
+ROW_GROOVY = {
+    "task_id": "Groovy/99", "entry_point": "twice", "signature": "int twice(int x)",
+    "prompt": "class Twice {\n    static int twice(int x)", "canonical_solution": " {\n        return 2 * x\n    }\n}",
+    "test": "assert Twice.twice(21) == 42\nassert Twice.twice(0) == 0",
+    "instruction": "Write a Groovy function `int twice(int x)`.",
+}
+
+
+def test_groovy_canonical_passes_and_a_wrong_answer_fails_with_the_jvm_flags() -> None:
+    task = McEval({"language": "Groovy"})
+    if LANGS["Groovy"].missing_tool():
+        pytest.skip(f"{LANGS['Groovy'].missing_tool()} missing")
+    item = _item(ROW_GROOVY)
+    good = _run(task, item, task.canonical_reply(item))
+    assert good.passed, good.stderr[-500:]
+    bad = _run(task, item, "```groovy\nclass Twice {\n    static int twice(int x) { return x }\n}\n```")
+    assert bad.status == "failed" and "Assertion failed" in bad.stderr
+    # `list.size` without parentheses: ArrayList's private field, readable only with java.util opened
+    size = _run(task, item, "```groovy\nclass Twice {\n    static int twice(int x) { return [x, x].size * x }\n}\n```")
+    assert size.passed, size.stderr[-500:]
+
+
 def test_unknown_language_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown McEval language"):
         McEval({"language": "Cobol"})
@@ -283,9 +323,9 @@ def test_canonical_pass_rate_per_language(shared_data: Path, lang: str) -> None:
 
 
 # Languages below 95% for reasons explained item by item in docs/mceval.md.
-# Debian's Groovy 2.4, Kotlin 1.3 and Scala 2.11 are older than the data (docs/mceval.md lists the items;
-# Kotlin and Scala were measured on 20 and 12 items only).
-KNOWN_FLOOR: dict[str, float] = {"Groovy": 0.86, "Kotlin": 0.85, "Scala": 0.85}
+# Debian's Kotlin 1.3 is older than the data: 42/50 (docs/mceval.md lists the 8 items, each an API or
+# syntax of Kotlin 1.4/1.5 or a script-mode limit of 1.3).
+KNOWN_FLOOR: dict[str, float] = {"Kotlin": 0.84}
 
 
 def test_no_extractable_code_fails_instead_of_running_the_placeholder() -> None:

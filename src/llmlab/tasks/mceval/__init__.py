@@ -28,6 +28,9 @@ Deliberate deviations from the official harness (each one a bug not copied, or t
 - TypeScript: like the official harness, ``tsc`` type errors do not fail an item (it emits JS anyway and
   ``node`` decides); Scala runs with Debian's Scala 2.11 (``-explain`` is a Scala 3 flag), Kotlin with Debian's
   1.3 ``kotlinc -script``; VimScript runs ``vim -es`` (no terminal in a sandbox).
+- Kotlin, Scala and Groovy run their JVM with ``-XX:TieredStopAtLevel=1 -XX:+UseSerialGC`` (speed only; same
+  verdict on every canonical item), and Groovy with ``--add-opens java.base/java.util=ALL-UNNAMED``: Groovy
+  reads ``list.size`` as ArrayList's private field, which JDK 17 (Debian's) forbids and JDK <= 15 allowed.
 - Markdown compares text with trailing newlines ignored (a fenced answer cannot carry them); the official
   harness compares bytes.
 - C#, F#, VB (dotnet), Julia, Swift, Dart and PowerShell have no Debian package: reported "not run".

@@ -104,6 +104,26 @@ _FOUND: dict[tuple[str, str], str] = {}
 
 JVM_LANGS = ("Java", "Kotlin", "Scala", "Groovy")
 
+# Debian's launchers use these JVM options when JAVA_OPTS is unset (kotlinc, scala: "-Xmx256M -Xms32M";
+# groovy: none, i.e. the JVM's defaults). JAVA_OPTS replaces them, so ours start from them.
+JVM_LAUNCHER_OPTS = {"Kotlin": "-Xmx256M -Xms32M", "Scala": "-Xmx256M -Xms32M", "Groovy": ""}
+# JVM flags that change how fast the compiler and the program start, never what is compiled or run: the
+# client JIT only (a short-lived compiler spends more time in C2 than it gains) and the serial collector
+# (no parallel GC threads). Measured with bench/mceval_jvm.py: same verdict on every item (docs/mceval.md).
+JVM_FAST_FLAGS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+
+# Groovy reads ``list.size`` (no parentheses) as ArrayList's private field ``size``; JDK 17's strong
+# encapsulation (JEP 403) forbids that reflective access, so Groovy falls back to a GPath over the elements
+# and the data's solutions fail. Opening java.util restores what JDK <= 15 allowed (docs/mceval.md).
+GROOVY_OPENS = "--add-opens java.base/java.util=ALL-UNNAMED"
+
+
+def jvm_opts(name: str) -> dict[str, str]:
+    """``JAVA_OPTS`` of a Kotlin/Scala/Groovy run: launcher defaults, fast flags, Groovy's java.util opening."""
+    extra = f" {GROOVY_OPENS}" if name == "Groovy" else ""
+    return {"JAVA_OPTS": f"{JVM_LAUNCHER_OPTS[name]} {JVM_FAST_FLAGS}{extra}".strip()}
+
 
 def java_home() -> str | None:
     """JAVA_HOME of the ``java`` on PATH.
@@ -192,10 +212,11 @@ LANGS: dict[str, Lang] = {lang.name: lang for lang in (
          ("emacs-nox",)),
     Lang("Tcl", ("tcl", "Tcl"), "main.tcl", ("tclsh main.tcl",), ("tclsh",), ("tcl",)),
     Lang("Kotlin", ("kotlin", "kt", "kts", "Kotlin"), "main.kts", ("kotlinc -script main.kts",), ("kotlinc",),
-         ("kotlin",), timeout=60.0),
-    Lang("Scala", ("scala", "Scala"), "main.scala", ("scala -nc main.scala",), ("scala",), ("scala",), timeout=120.0),
+         ("kotlin",), timeout=60.0, env=jvm_opts("Kotlin")),
+    Lang("Scala", ("scala", "Scala"), "main.scala", ("scala -nc main.scala",), ("scala",), ("scala",), timeout=120.0,
+         env=jvm_opts("Scala")),
     Lang("Groovy", ("groovy", "Groovy"), "main.groovy", ("groovy main.groovy",), ("groovy",), ("groovy",),
-         timeout=40.0),
+         timeout=40.0, env=jvm_opts("Groovy")),
     Lang("CoffeeScript", ("coffeescript", "coffee", "CoffeeScript"), "main.coffee", ("coffee main.coffee",),
          ("coffee",), ("coffeescript",)),
     Lang("Shell", ("bash", "sh", "shell", "Shell"), "main.sh", ("bash main.sh",), ("bash", "bc"), ("bash", "bc")),
