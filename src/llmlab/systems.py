@@ -246,7 +246,8 @@ SYSTEMS: tuple[System, ...] = (
            )),
     System("McEval", "2406.07436", "task", "MCEVAL/McEval", "tasks/mceval/", "partial",
            "sandboxed; canonical >=95% in 29/30 installable langs (Kotlin 42/50: Debian's 1.3; Scala, "
-           "Groovy 48/50); overhead 2-14 ms/run; 1.47x parallel (goal 1.8x) on the shared VM", (
+           "Groovy 48/50), each failure explained; overhead 3-4 ms/run; 1.62-1.67x parallel on a quiet VM "
+           "(goal 1.8x; bwrap set-up scales 1.5x here, C++ alone 1.88x)", (
                P("task", "mceval", "llmlab.tasks.mceval:McEval"),
                P("command", "mceval", "llmlab.tasks.mceval.cli:mceval",
                  "McEval toolchains (apt-get setup) and the canonical-solution positive control."),
