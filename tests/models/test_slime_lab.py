@@ -154,21 +154,15 @@ def test_run_restarts_each_recipe_from_the_same_start():
 
 @pytest.mark.slow
 def test_less_is_more_experiment_reports_what_the_doc_states(tmp_path):
-    # docs/slime.md, seed 0 (measured 2026-12-04; the run is deterministic on one CPU thread): the stand-in
-    # model barely learns the task at this budget -- all 64 local tokens give 0.30 (chance 0.25, the global
-    # view alone 0.245) -- so the claim as coded does NOT hold; the selector's k = 1..8 give 0.29 vs 0.24-0.26
-    # for random picks and its recall of the target cell is a little above random (0.17 vs 0.14 at k = 8)
+    # docs/slime.md, --quick = seed 0, alternating recipe (measured 2026-12-05, deterministic on one thread):
+    # the selector finds the target cell far above chance (recall@1 0.31 vs 0.014 random), but the model does
+    # not answer from the local tokens (all 64: 0.276, global only 0.275), so the claim is NOT tested/held
     res = L.experiment_slime_less_is_more(quick=True, seed=0)
     m = res["measured"]
     L.plot_less_is_more(res, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").stat().st_size > 0
     assert res["claim_direction_holds"] is False
-    lm_loss = res["result"]["history"]["lm_text"][-20:]
-    assert sum(lm_loss) / len(lm_loss) < 0.1  # the stand-in LM did learn its text-only task
-    assert 0.27 <= m["acc_text_k64"] <= 0.34 and 0.22 <= m["acc_text_k0"] <= 0.27
-    assert m["acc_text_k64"] - m["acc_text_k0"] < 0.3  # the part of the claim that fails
+    assert m["acc_text_k64"] - m["acc_text_k0"] < 0.3  # local detail is not learnt: the precondition fails
     for k in (1, 2, 4, 8):
-        assert m[f"acc_text_k{k}"] > m[f"acc_random_k{k}"]
-    assert m["acc_text_k8"] >= m["acc_text_k64"] - 0.05
-    assert m["recall_text_k8"] > m["recall_random_k8"]
-    assert m["mean_kept_top_p_0.95"] > 55  # top-p 0.95 keeps almost everything: the scores are nearly flat
+        assert m[f"recall_text_k{k}"] > 3 * (k / 64)  # the selector's recall is several times random's k/64
+    assert m["recall_text_k1"] > 10 * m["recall_random_k1"]
