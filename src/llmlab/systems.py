@@ -304,8 +304,9 @@ SYSTEMS: tuple[System, ...] = (
                  "DiscoPOP vs DPO reward-vs-KL experiment."),
            )),
     System("SliME", "2406.08487", "model", "yfzhang114/SliME", "models/slime.py", "partial",
-           "3 modules + wiring = official (25/25 side by side); staged recipe; toy less-is-more does NOT hold: "
-           "all 64 local tokens 0.30 vs global 0.245 (task barely learnt), selector k=8 0.29 vs random 0.26", (
+           "3 modules + wiring = official (25/25 side by side); staged recipe; toy v2 (cell-aligned ViT, alignment "
+           "stages): selector recall@1 0.31 vs random 0.014, but accuracy all-64 0.276 = global 0.275 (seed 0): "
+           "less-is-more NOT tested; 3-seed table and joint-vs-alternating NOT measured", (
                P("experiment", "slime_less_is_more", "llmlab.models.slime_lab:experiment_slime_less_is_more"),
            )),
     System("mOSCAR filtering", "2406.08707", "model", "(none public)", "data/moscar.py", "works",
