@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from llmlab.core.errors import ConfigError
+from llmlab.core.errors import ConfigError, DataError
 from llmlab.models.offload.engine import (
     OffloadConfig,
     OffloadedFFN,
@@ -21,7 +23,7 @@ from llmlab.models.offload.engine import (
     strip_weights,
 )
 from llmlab.models.offload.store import write_bundles
-from llmlab.models.sparse_ffn import GatedFFN, SparseFFN
+from llmlab.models.sparse_ffn import GatedFFN, SparseFFN, predictor_metrics, record_activations, train_predictor
 
 
 def _ffn_owners(model: nn.Module) -> list[nn.Module]:
@@ -100,4 +102,74 @@ def ffn_bytes(model: Any) -> int:
                for p in m.parameters())
 
 
-__all__ = ["ffn_bytes", "offload_lm", "polymorphic_lm", "profile_frequency"]
+@dataclass
+class LabSparse:
+    """A trained ``lab train`` dReLU model with its PowerInfer predictors, hot-set profile and measurements.
+
+    Attributes:
+        model: The trained LM (dense FFNs, in memory, eval mode).
+        config: Its :class:`~llmlab.training.tiny_lm.TrainConfig`.
+        act: FFN activation (``drelu`` or ``relu_gate``).
+        layers: Per layer, a :class:`SparseFFN` with the trained predictor (no hot set: the engine's pinned
+            segment plays that role).
+        frequency: Per layer, (d_ff,) predicted-active frequency on profiling tokens (for the pinned segment).
+        predictor: Per layer, recall / precision / densities of the predictor on validation windows.
+        exact_zero: Per layer, fraction of exactly-zero FFN activations on the validation windows.
+        val: Validation bytes of the model's corpus (prompts come from here).
+    """
+
+    model: nn.Module
+    config: Any
+    act: str
+    layers: list[SparseFFN]
+    frequency: list[np.ndarray]
+    predictor: list[dict[str, float]]
+    exact_zero: list[float]
+    val: torch.Tensor
+
+
+def sparse_lab_model(model_dir: str | Path, rank: int = 64, pred_steps: int = 300, prof_windows: int = 16,
+                     val_windows: int = 4, profile_tokens: int = 1024) -> LabSparse:
+    """Load a ``lab train --ffn drelu`` model and fit one activation predictor per layer on its own activations.
+
+    Predictors train on ``prof_windows`` random training-split windows and are scored on ``val_windows``
+    validation windows; neuron frequencies for the hot segment are profiled on ``profile_tokens`` of the
+    training windows (offline profiling, never the decoded text).
+
+    Raises:
+        DataError: When ``model_dir`` lacks ``result.json`` + ``model.pt``.
+        ConfigError: When the model's FFN is not ReLU-family and dense.
+    """
+    from llmlab.models.samba import SambaLM
+    from llmlab.training.tiny_lm import TrainConfig, get_batch, load_corpus
+
+    model_dir = Path(model_dir)
+    rec_path, weights = model_dir / "result.json", model_dir / "model.pt"
+    if not rec_path.exists() or not weights.exists():
+        raise DataError(f"{model_dir} has no result.json + model.pt (make one with `llmlab lab train --ffn drelu`)")
+    tcfg = TrainConfig.from_dict(json.loads(rec_path.read_text())["config"])
+    if tcfg.ffn not in ("drelu", "relu_gate") or tcfg.moe_experts:
+        raise ConfigError(f"offloading needs a dense ReLU-family FFN; {model_dir} has ffn={tcfg.ffn} "
+                          f"moe_experts={tcfg.moe_experts} (train with --ffn drelu)")
+    model = SambaLM(tcfg.model_config())
+    model.load_state_dict(torch.load(weights, map_location="cpu"))
+    model.eval()
+    train_data, val_data = load_corpus(tcfg.corpus, 2_000_000)
+    gen = torch.Generator().manual_seed(tcfg.seed + 99)
+    prof_x, _ = get_batch(train_data, prof_windows, tcfg.seq_len, gen)
+    val_x, _ = get_batch(val_data, val_windows, tcfg.seq_len, gen)
+    recs = record_activations(model, [prof_x[i:i + 16] for i in range(0, prof_windows, 16)])
+    val_recs = record_activations(model, [val_x])
+    layers, metrics, zeros = [], [], []
+    for (h, act), (vh, vact), blk in zip(recs, val_recs, model.blocks, strict=True):
+        pred = train_predictor(h, act, rank=rank, steps=pred_steps, seed=tcfg.seed)
+        metrics.append(predictor_metrics(pred.predict(vh), vact))
+        zeros.append(1.0 - vact.float().mean().item())
+        layers.append(SparseFFN(blk.ffn, pred))  # type: ignore[arg-type]
+    sub = [h[torch.randperm(len(h), generator=gen)[:profile_tokens]] for h, _ in recs]
+    freq = profile_frequency(layers, sub)
+    return LabSparse(model, tcfg, "drelu" if tcfg.ffn == "drelu" else "relu_gate", layers, freq, metrics, zeros,
+                     val_data)
+
+
+__all__ = ["LabSparse", "ffn_bytes", "offload_lm", "polymorphic_lm", "profile_frequency", "sparse_lab_model"]
