@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from _timing import add_threads_arg, set_threads
-from llmlab.models.offload import OffloadConfig, OffloadEngine, offload_lm, polymorphic_lm, profile_frequency
+from llmlab.models.offload import OffloadConfig, OffloadEngine, offload_lm, polymorphic_lm, profile_masks
 from llmlab.models.offload.engine import OffloadedFFN, pinned_from_frequency
 from llmlab.models.offload.lm import ffn_bytes, sparse_lab_model
 from llmlab.models.samba import SambaConfig, SambaLM
@@ -105,7 +105,10 @@ def run(model: SambaLM, engine: OffloadEngine, prompt: list[int], n_tokens: int)
             "reads": st.reads / n_tokens, "tokens": toks}
 
 
-def random_setup(args: argparse.Namespace) -> tuple[SambaLM, list[SparseFFN], list[np.ndarray], list[int], str]:
+Setup = tuple[SambaLM, list[SparseFFN], list[np.ndarray], list[int], str]
+
+
+def random_setup(args: argparse.Namespace) -> Setup:
     """The random-weight model with synthetic predictors (see the module docstring)."""
     torch.manual_seed(args.seed)
     cfg = SambaConfig(n_layer=args.layers, n_embd=args.d, n_head=8, intermediate_size=args.d_ff, arch="transformer",
@@ -115,17 +118,16 @@ def random_setup(args: argparse.Namespace) -> tuple[SambaLM, list[SparseFFN], li
     hiddens = [h for h, _ in record_activations(model, [prof])]
     preds = synthetic_predictors(hiddens, args.d_ff, args.sparsity, 64, args.seed, args.skew, args.noise)
     layers = [SparseFFN(blk.ffn, p) for blk, p in zip(model.blocks, preds, strict=True)]
-    freq = profile_frequency(layers, hiddens)
-    return model, layers, freq, list(range(32, 48)), f"random weights, skew {args.skew}, noise {args.noise}"
+    masks = profile_masks(layers, hiddens)
+    return model, layers, masks, list(range(32, 48)), f"random weights, skew {args.skew}, noise {args.noise}"
 
 
-def trained_setup(args: argparse.Namespace) -> tuple[SambaLM, list[SparseFFN], list[np.ndarray], list[int], str]:
+def trained_setup(args: argparse.Namespace) -> Setup:
     """A `lab train` dReLU model with predictors trained on its own activations; prints per-layer locality."""
     t0 = time.perf_counter()
     lab = sparse_lab_model(args.model, rank=args.rank, pred_steps=args.predictor_steps,
                            prof_windows=args.prof_windows, val_windows=args.val_windows)
     model = lab.model
-    assert isinstance(model, SambaLM)
     print(f"trained model {args.model}: {model.num_params() / 1e6:.1f}M params, d={lab.config.n_embd}, "
           f"d_ff={lab.config.intermediate_size}, {lab.config.n_layer} layers; predictors rank {args.rank}, "
           f"{args.predictor_steps} steps on {args.prof_windows}x{lab.config.seq_len} training tokens "
@@ -138,7 +140,7 @@ def trained_setup(args: argparse.Namespace) -> tuple[SambaLM, list[SparseFFN], l
     n = args.prompt_bytes
     start = lab.val.numel() // 3  # a validation window (never trained on, never profiled)
     prompt = [int(b) for b in lab.val[start:start + n]]
-    return model, lab.layers, lab.frequency, prompt, "trained weights, trained predictors"
+    return model, lab.layers, lab.masks, prompt, "trained weights, trained predictors"
 
 
 def main() -> None:
@@ -150,6 +152,7 @@ def main() -> None:
     ap.add_argument("--val-windows", type=int, default=16, help="validation windows for predictor metrics")
     ap.add_argument("--prompt-bytes", type=int, default=64, help="prompt length (trained model)")
     ap.add_argument("--align", type=int, default=4096, help="bundle alignment in the file")
+    ap.add_argument("--reorder", action="store_true", help="store neurons in co-activation order (pinned first)")
     ap.add_argument("--d", type=int, default=1024)
     ap.add_argument("--d-ff", type=int, default=8192)
     ap.add_argument("--layers", type=int, default=4)
@@ -168,7 +171,8 @@ def main() -> None:
     args = ap.parse_args()
     set_threads(args.threads)
     load0 = os.getloadavg()
-    model, layers, freq, prompt, what = trained_setup(args) if args.model else random_setup(args)
+    model, layers, masks, prompt, what = trained_setup(args) if args.model else random_setup(args)
+    freq = [m.mean(0) for m in masks]
     total = ffn_bytes(model)
     budget = int(args.budget_frac * total)
     density = float(np.mean([f.mean() for f in freq]))
@@ -182,7 +186,8 @@ def main() -> None:
     path = folder / "ffn.bin"
     base = OffloadConfig(budget_bytes=budget, hot_fraction=args.hot_fraction, io_threads=args.io_threads,
                          max_cluster=args.max_cluster)
-    first = offload_lm(model, layers, path, base, frequency=freq, align=args.align)
+    first = offload_lm(model, layers, path, base, frequency=freq, align=args.align,
+                       masks=masks if args.reorder else None)
     act = first.act
     pinned = pinned_from_frequency(freq, OffloadEngine.hot_slots(base, path))
     engines = {
@@ -194,7 +199,8 @@ def main() -> None:
     print(f"FFN {total / 2**20:.1f} MiB in {path} (bundle {first.layout.bundle_bytes} B), budget "
           f"{budget / 2**20:.1f} MiB ({total / budget:.1f}x smaller), predicted density {density:.3f}, "
           f"O_DIRECT {first.file.direct}, {what}, {args.tokens} tokens x {args.rounds} rounds, "
-          f"torch threads {args.threads}, io threads {args.io_threads}, hot fraction {args.hot_fraction}")
+          f"torch threads {args.threads}, io threads {args.io_threads}, hot fraction {args.hot_fraction}, "
+          f"co-activation order {args.reorder}")
     results: dict[str, list[dict[str, float | list[int]]]] = {k: [] for k in engines}
     for _ in range(args.rounds):  # interleaved: load from other processes hits every row alike
         for name, make in engines.items():
