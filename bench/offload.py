@@ -32,12 +32,14 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import mmap
 import os
 import shutil
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,7 @@ from _timing import add_threads_arg, set_threads
 from llmlab.models.offload import OffloadConfig, OffloadEngine, offload_lm, polymorphic_lm, profile_masks
 from llmlab.models.offload.engine import OffloadedFFN, pinned_from_frequency
 from llmlab.models.offload.lm import ffn_bytes, sparse_lab_model
+from llmlab.models.offload.store import BundleFile, aligned_buffer
 from llmlab.models.samba import SambaConfig, SambaLM
 from llmlab.models.sparse_ffn import ActivationPredictor, SparseFFN, record_activations
 
@@ -143,6 +146,42 @@ def trained_setup(args: argparse.Namespace) -> Setup:
     return model, lab.layers, lab.masks, prompt, "trained weights, trained predictors"
 
 
+def probe_reads(path: Path, threads: int, n: int = 200, seed: int = 0) -> str:
+    """Random ``O_DIRECT`` reads of runs of 1..64 bundles from the bundle file: latency and effective bandwidth.
+
+    Each size: ``n`` reads at random bundle-aligned offsets (page cache dropped), one thread then ``threads``.
+    """
+    f = BundleFile(path, direct=True)
+    lay = f.layout
+    rng = np.random.default_rng(seed)
+    lines = [f"random reads from {path.name} (O_DIRECT {f.direct}, bundle {lay.bundle_bytes} B):",
+             "| bundles/read | KiB/read | ms/read (1 thread) | MB/s (1 thread) | ms/read wall "
+             f"({threads} threads) | MB/s ({threads} threads) |", "|---|---|---|---|---|---|"]
+    for k in (1, 2, 4, 8, 16, 64):
+        bufs = [aligned_buffer(k * lay.bundle_bytes) for _ in range(threads)]
+        starts = rng.integers(0, lay.n_layers * lay.d_ff - k, size=n)
+        f.drop_cache()
+
+        def one(i: int, b: int, starts: np.ndarray = starts, bufs: list[mmap.mmap] = bufs, k: int = k) -> None:
+            s0 = int(starts[i])
+            f.read_into(s0 // lay.d_ff, s0 % lay.d_ff, [memoryview(bufs[b])[:k * lay.bundle_bytes]])
+
+        t0 = time.perf_counter()
+        for i in range(n):
+            one(i, 0)
+        t1 = time.perf_counter() - t0
+        f.drop_cache()
+        with ThreadPoolExecutor(threads) as pool:
+            t0 = time.perf_counter()
+            list(pool.map(lambda i: one(i, i % threads), range(n)))  # a buffer per thread slot (contents unused)
+            tn = time.perf_counter() - t0
+        mb = n * k * lay.bundle_bytes / 1e6
+        lines.append(f"| {k} | {k * lay.bundle_bytes / 1024:.0f} | {1e3 * t1 / n:.3f} | {mb / t1:.0f} | "
+                     f"{1e3 * tn / n:.3f} | {mb / tn:.0f} |")
+    f.close()
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None, help="a `llmlab lab train --ffn drelu` folder (default: random model)")
@@ -153,6 +192,7 @@ def main() -> None:
     ap.add_argument("--prompt-bytes", type=int, default=64, help="prompt length (trained model)")
     ap.add_argument("--align", type=int, default=4096, help="bundle alignment in the file")
     ap.add_argument("--reorder", action="store_true", help="store neurons in co-activation order (pinned first)")
+    ap.add_argument("--probe-reads", action="store_true", help="also time random reads of 1..64 bundles")
     ap.add_argument("--d", type=int, default=1024)
     ap.add_argument("--d-ff", type=int, default=8192)
     ap.add_argument("--layers", type=int, default=4)
@@ -201,6 +241,8 @@ def main() -> None:
           f"O_DIRECT {first.file.direct}, {what}, {args.tokens} tokens x {args.rounds} rounds, "
           f"torch threads {args.threads}, io threads {args.io_threads}, hot fraction {args.hot_fraction}, "
           f"co-activation order {args.reorder}")
+    if args.probe_reads:
+        print(probe_reads(path, args.io_threads))
     results: dict[str, list[dict[str, float | list[int]]]] = {k: [] for k in engines}
     for _ in range(args.rounds):  # interleaved: load from other processes hits every row alike
         for name, make in engines.items():
