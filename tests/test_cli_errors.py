@@ -175,6 +175,7 @@ def test_bad_phllm_input_is_one_line(capsys, tmp_path, args, code, needle):
 @pytest.mark.parametrize("args,needle", [
     (("lab", "train", "--steps", "0"), "--steps"),
     (("lab", "train", "--seq-len", "-1"), "--seq-len"),
+    (("lab", "train", "--checkpoint-every", "-1"), "--checkpoint-every"),
     (("lab", "finetune", "--recipe", "nope", "--model", "hf:x"), "Unknown recipe 'nope'"),
     (("lab", "finetune", "--recipe", "tx_llm", "--model", "hf:x", "--out", ""), "--out needs a folder name"),
     (("lab", "finetune", "--recipe", "tx_llm", "--model", "hf:x", "-p", "mixture=random"), "mixture"),

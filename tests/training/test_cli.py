@@ -33,6 +33,27 @@ def test_lab_train_writes_json_and_plot(tmp_path):
     assert (out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_lab_train_checkpoints_and_a_rerun_resumes_instead_of_retraining(tmp_path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("matplotlib")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(120):
+        (corpus / f"f{i}.py").write_text("import os\nprint(os.getcwd())\n" * 20 + f"# {i}\n")
+    out = tmp_path / "run"
+    args = ["lab", "train", "--arch", "transformer", "--ffn", "drelu", "--steps", "4", "--seq-len", "16",
+            "--batch-size", "2", "--corpus", str(corpus), "--out", str(out), "--checkpoint-every", "2",
+            "-p", "n_embd=16", "-p", "n_head=2", "-p", "intermediate_size=32", "-p", "n_layer=1",
+            "-p", "eval_windows=2", "-p", "log_every=1"]
+    assert main(args) == 0
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    first = json.loads((out / "result.json").read_text())
+    assert state["step"] == 4 and len(first["history"]) == 4
+    assert main(args) == 0  # the finished checkpoint is loaded: no step is trained again, same record
+    again = json.loads((out / "result.json").read_text())
+    assert again["history"] == first["history"] and again["val_bpb"] == first["val_bpb"]
+
+
 def test_lab_train_unknown_param_is_one_line_error(tmp_path, capsys):
     pytest.importorskip("torch")
     rc = main(["lab", "train", "-p", "n_embed=3", "--out", str(tmp_path / "x")])

@@ -177,3 +177,25 @@ def test_loss_by_position_buckets():
     buckets = loss_by_position(Model(), x, x + 1, [0, 4, 8, 16])
     assert buckets[0] == pytest.approx(0.0, abs=1e-6)
     assert buckets[1] == pytest.approx(8.0) and buckets[2] == pytest.approx(8.0)
+
+
+def test_interrupted_training_resumes_from_its_checkpoint_exactly(corpus, tmp_path):
+    data = load_corpus(corpus, max_bytes=10**7)
+    cfg = TrainConfig(arch="transformer", ffn="drelu", steps=8, lr=1e-2, warmup=2, **(TINY | {"log_every": 1}))
+    whole = train(cfg, data)
+
+    def crash(step, loss):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    ckpt = tmp_path / "ckpt.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, data, on_log=crash, checkpoint=ckpt, checkpoint_every=3)
+    assert torch.load(ckpt, weights_only=False)["step"] == 3  # the last save before the crash
+    resumed = train(cfg, data, checkpoint=ckpt, checkpoint_every=3)
+    assert resumed["history"] == whole["history"]
+    for (k, a), b in zip(whole["model"].state_dict().items(), resumed["model"].state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    assert torch.load(ckpt, weights_only=False)["step"] == 8
+    with pytest.raises(ConfigError, match="another training config"):
+        train(TrainConfig(arch="transformer", ffn="drelu", steps=9, **TINY), data, checkpoint=ckpt)

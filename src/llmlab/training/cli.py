@@ -124,8 +124,10 @@ def lab() -> None:
               help="Folder of .py/.txt files (default: the Python standard library).")
 @click.option("-p", "params", multiple=True, metavar="KEY=VALUE", help="Any other TrainConfig field.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Default runs/lab/train-<arch>-<ffn>.")
-def train_cmd(params: tuple[str, ...], out: str | None, **kw: Any) -> None:
-    """Train one byte-level LM; writes result.json and plot.png."""
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Save <out>/checkpoint.pt every N steps and resume from it when rerun (0: no checkpoints).")
+def train_cmd(params: tuple[str, ...], out: str | None, checkpoint_every: int, **kw: Any) -> None:
+    """Train one byte-level LM; writes result.json and plot.png (resumable with --checkpoint-every)."""
     import yaml
 
     from llmlab.training.tiny_lm import TrainConfig, save_json, train
@@ -145,7 +147,9 @@ def train_cmd(params: tuple[str, ...], out: str | None, **kw: Any) -> None:
     })
     name = f"train-{cfg.arch}-{cfg.ffn}" + (f"-moe{cfg.moe_experts}" if cfg.moe_experts else "")
     folder = Path(out) if out is not None else Path("runs") / "lab" / name
-    rec = train(cfg, on_log=lambda s, loss: click.echo(f"step {s:5d}  loss {loss:.4f} bits/byte", err=True))
+    ckpt = folder / "checkpoint.pt" if checkpoint_every else None
+    rec = train(cfg, on_log=lambda s, loss: click.echo(f"step {s:5d}  loss {loss:.4f} bits/byte", err=True),
+                checkpoint=ckpt, checkpoint_every=checkpoint_every)
     model = rec.pop("model")
     folder.mkdir(parents=True, exist_ok=True)
     save_json(rec, folder / "result.json")

@@ -280,16 +280,25 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(prog, 1.0))))
 
 
-def train(cfg: TrainConfig, data: tuple[Any, Any] | None = None, on_log: Any = None) -> dict[str, Any]:
+def train(cfg: TrainConfig, data: tuple[Any, Any] | None = None, on_log: Any = None,
+          checkpoint: str | Path | None = None, checkpoint_every: int = 0) -> dict[str, Any]:
     """Train one byte-level LM and return its record (and the model under ``"model"``).
 
     Args:
         cfg: The run.
         data: Pre-loaded ``(train, val)`` byte tensors (experiments share one load); None loads the corpus.
         on_log: Optional callback ``(step, loss)``.
+        checkpoint: File to save the run's state to every ``checkpoint_every`` steps (written atomically:
+            model, optimiser, batch RNG, history, elapsed seconds). When it exists at the start, training
+            resumes from it and continues exactly as the uninterrupted run would (same batches, same
+            schedule); a checkpoint of a different config is refused.
+        checkpoint_every: Steps between checkpoints (0: only with ``checkpoint``, at the end).
 
     Returns:
         ``{"config", "params", "history": [(step, loss_bits)], "val_bpb", "seconds", "model", "moe": …}``.
+
+    Raises:
+        ConfigError: When ``checkpoint`` holds another config's run.
     """
     torch = _torch()
     from llmlab.models.samba import SambaLM
@@ -311,9 +320,31 @@ def train(cfg: TrainConfig, data: tuple[Any, Any] | None = None, on_log: Any = N
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list[tuple[int, float]] = []
     moe_trace: list[dict[str, Any]] = []
+    start, done_s = 0, 0.0
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if ckpt is not None and ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if state["config"] != asdict(cfg):
+            raise ConfigError(f"{ckpt} is a checkpoint of another training config; delete it or use another --out")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        start, done_s = state["step"], state["seconds"]
+        history, moe_trace = [tuple(h) for h in state["history"]], state["moe"]
+
+    def save(step: int) -> None:
+        assert ckpt is not None
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ckpt.with_name(ckpt.name + ".tmp")
+        torch.save({"config": asdict(cfg), "model": model.state_dict(), "opt": opt.state_dict(),
+                    "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "step": step,
+                    "seconds": done_s + time.perf_counter() - t0, "history": history, "moe": moe_trace}, tmp)
+        tmp.replace(ckpt)  # atomic: a crash mid-write leaves the previous checkpoint
+
     t0 = time.perf_counter()
     model.train()
-    for step in range(cfg.steps):
+    for step in range(start, cfg.steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         x, y = get_batch(train_data, cfg.batch_size, cfg.seq_len, gen)
@@ -330,7 +361,11 @@ def train(cfg: TrainConfig, data: tuple[Any, Any] | None = None, on_log: Any = N
                 moe_trace.append({"step": step, "layers": moe_layer_stats(model)})
             if on_log is not None:
                 on_log(step, history[-1][1])
-    seconds = time.perf_counter() - t0
+        if ckpt is not None and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < cfg.steps:
+            save(step + 1)
+    if ckpt is not None and start < cfg.steps:
+        save(cfg.steps)
+    seconds = done_s + time.perf_counter() - t0
     vx, vy = eval_windows(val_data, cfg.seq_len, cfg.eval_windows)
     rec: dict[str, Any] = {
         "config": asdict(cfg), "params": model.num_params(), "history": history,

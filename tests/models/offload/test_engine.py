@@ -14,12 +14,14 @@ from llmlab.models.offload import (  # noqa: E402
     OffloadEngine,
     active_ids,
     clusters,
+    coactivation_order,
     decode,
     ffn_weights,
     offload_lm,
     pinned_from_frequency,
     polymorphic_lm,
     profile_frequency,
+    profile_masks,
     write_bundles,
 )
 from llmlab.models.samba import SambaConfig, SambaLM  # noqa: E402
@@ -78,12 +80,14 @@ def test_bundle_file_round_trip_with_direct_io(tmp_path):
     f.close()
 
 
+@pytest.mark.parametrize("reorder", [False, True])
 @pytest.mark.parametrize("pipeline", [True, False])
 @pytest.mark.parametrize("use_kernel", [True, False])
-def test_offloaded_decode_equals_in_memory_sparse_ffn_bit_for_bit(tmp_path, pipeline, use_kernel):
+def test_offloaded_decode_equals_in_memory_sparse_ffn_bit_for_bit(tmp_path, pipeline, use_kernel, reorder):
     ffn, sp = _dyadic_layer()
     sp.use_kernel = use_kernel
-    write_bundles(tmp_path / "w.bin", [ffn_weights(sp)], dtype="float64")
+    order = np.random.default_rng(3).permutation(256)[None] if reorder else None  # any file order
+    write_bundles(tmp_path / "w.bin", [ffn_weights(sp)], dtype="float64", order=order)
     lay = BundleFile(tmp_path / "w.bin").layout
     # 120 slots of 256 neurons: hits, misses and evictions all happen
     cfg = OffloadConfig(budget_bytes=120 * lay.bundle_bytes, hot_fraction=0.25, max_cluster=4, pipeline=pipeline)
@@ -168,8 +172,9 @@ def _sparse_layers(model, seed=0):
     return out
 
 
-@pytest.mark.parametrize("mode", ["sparse", "dense_stream"])
-def test_offloaded_lm_decodes_like_the_in_memory_model(tmp_path, mode):
+@pytest.mark.parametrize(("mode", "reorder"), [("sparse", False), ("sparse", True), ("dense_stream", False),
+                                               ("dense_stream", True)])
+def test_offloaded_lm_decodes_like_the_in_memory_model(tmp_path, mode, reorder):
     model = _tiny_lm()
     ref = copy.deepcopy(model)
     layers = _sparse_layers(model)
@@ -179,9 +184,12 @@ def test_offloaded_lm_decodes_like_the_in_memory_model(tmp_path, mode):
     x = torch.randint(0, 256, (1, 40))
     hiddens = [h for h, _ in record_activations(model, [x])]
     freq = profile_frequency(layers, hiddens)
+    masks = profile_masks(layers, hiddens)
+    assert all(np.allclose(m.mean(0), f) for m, f in zip(masks, freq, strict=True))
     lay_bytes = 128 * 4096
     cfg = OffloadConfig(budget_bytes=lay_bytes // 2, hot_fraction=0.5, max_cluster=8, mode=mode)
-    engine = offload_lm(model, layers, tmp_path / "ffn.bin", cfg, frequency=freq)
+    engine = offload_lm(model, layers, tmp_path / "ffn.bin", cfg, frequency=freq, masks=masks if reorder else None)
+    assert engine.layout.reordered == reorder
     assert all(s.bundle.numel() == 0 for s in layers)  # weights left memory
     if mode == "sparse":
         polymorphic_lm(ref, ref_layers)
@@ -205,3 +213,42 @@ def test_config_validation():
         OffloadConfig(budget_bytes=10, hot_fraction=2.0)
     with pytest.raises(ConfigError):
         OffloadConfig(budget_bytes=10, mode="mmap")  # type: ignore[arg-type]
+
+
+def test_reordered_bundle_file_stores_neurons_at_their_positions(tmp_path):
+    ffn, sp = _dyadic_layer()
+    order = np.random.default_rng(0).permutation(256)
+    write_bundles(tmp_path / "w.bin", [ffn_weights(sp)], dtype="float64", order=order[None])
+    f = BundleFile(tmp_path / "w.bin", direct=False)
+    assert f.layout.reordered and f.position is not None and np.array_equal(f.position[0][order], np.arange(256))
+    from llmlab.models.offload import aligned_buffer
+
+    bb = f.layout.bundle_bytes
+    buf = aligned_buffer(2 * bb)
+    f.read_into(0, 10, [memoryview(buf)[:bb], memoryview(buf)[bb:2 * bb]])
+    rows = np.frombuffer(buf, dtype="float64").reshape(2, -1)
+    assert np.array_equal(rows[:, :32], ffn.w_gate.weight[order[10:12]].detach().numpy())
+    f.close()
+    write_bundles(tmp_path / "w.bin", [ffn_weights(sp)], dtype="float64")  # rewritten by id: order file goes
+    assert not (tmp_path / "w.bin.order.npy").exists() and BundleFile(tmp_path / "w.bin").position is None
+    with pytest.raises(ConfigError, match="permutation"):
+        write_bundles(tmp_path / "x.bin", [ffn_weights(sp)], order=np.zeros((1, 256), dtype=np.int64))
+
+
+def test_coactivation_order_puts_co_active_neurons_together_and_pinned_first():
+    rng = np.random.default_rng(0)
+    groups = rng.permutation(256).reshape(32, 8)  # 32 groups of 8 neurons that fire together
+    masks = np.zeros((400, 256), dtype=bool)
+    for t in range(400):
+        for g in rng.choice(32, size=3, replace=False):
+            masks[t, groups[g]] = True
+    pinned = np.array([5, 77, 200])
+    order = coactivation_order(masks, pinned)
+    assert np.array_equal(np.sort(order), np.arange(256)) and order[:3].tolist() == [5, 77, 200]
+    position = np.argsort(order)
+
+    def reads(pos_of):
+        return sum(len(clusters(np.sort(pos_of[np.flatnonzero(m)]), 64)) for m in masks)
+
+    by_id, reordered = reads(np.arange(256)), reads(position)
+    assert reordered <= 0.25 * by_id  # groups of 8 become runs: ~3-4 reads per token instead of ~20

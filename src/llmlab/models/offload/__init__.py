@@ -40,12 +40,13 @@ from llmlab.models.offload.engine import (
     PolymorphicFFN,
     active_ids,
     clusters,
+    coactivation_order,
     decode,
     ffn_weights,
     pinned_from_frequency,
     strip_weights,
 )
-from llmlab.models.offload.lm import offload_lm, polymorphic_lm, profile_frequency
+from llmlab.models.offload.lm import offload_lm, polymorphic_lm, profile_frequency, profile_masks
 from llmlab.models.offload.store import ALIGN, BundleFile, BundleLayout, aligned_buffer, write_bundles
 
 __all__ = [
@@ -62,12 +63,14 @@ __all__ = [
     "active_ids",
     "aligned_buffer",
     "clusters",
+    "coactivation_order",
     "decode",
     "ffn_weights",
     "offload_lm",
     "pinned_from_frequency",
     "polymorphic_lm",
     "profile_frequency",
+    "profile_masks",
     "strip_weights",
     "write_bundles",
 ]

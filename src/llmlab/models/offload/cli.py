@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from llmlab.core.errors import ConfigError, DataError
+from llmlab.core.errors import ConfigError
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 
@@ -39,8 +39,6 @@ def parse_bytes(text: str) -> int:
 def run_offload(model_dir: Path, budget: int, tokens: int, prompt: str, hot_fraction: float, rank: int,
                 pred_steps: int, io_threads: int, out: Path) -> dict[str, Any]:
     """The body of ``llmlab lab offload`` (see the module docstring); returns the result record."""
-    import torch
-
     from llmlab.models.offload import (
         OffloadConfig,
         OffloadEngine,
@@ -48,36 +46,12 @@ def run_offload(model_dir: Path, budget: int, tokens: int, prompt: str, hot_frac
         offload_lm,
         pinned_from_frequency,
         polymorphic_lm,
-        profile_frequency,
     )
     from llmlab.models.offload.engine import OffloadedFFN
-    from llmlab.models.offload.lm import ffn_bytes
-    from llmlab.models.samba import SambaLM
-    from llmlab.models.sparse_ffn import SparseFFN, predictor_metrics, record_activations, train_predictor
-    from llmlab.training.tiny_lm import TrainConfig, get_batch, load_corpus
+    from llmlab.models.offload.lm import ffn_bytes, sparse_lab_model
 
-    rec_path, weights = model_dir / "result.json", model_dir / "model.pt"
-    if not rec_path.exists() or not weights.exists():
-        raise DataError(f"{model_dir} has no result.json + model.pt (make one with `llmlab lab train --ffn drelu`)")
-    tcfg = TrainConfig.from_dict(json.loads(rec_path.read_text())["config"])
-    if tcfg.ffn not in ("drelu", "relu_gate") or tcfg.moe_experts:
-        raise ConfigError(f"offloading needs a dense ReLU-family FFN; {model_dir} has ffn={tcfg.ffn} "
-                          f"moe_experts={tcfg.moe_experts} (train with --ffn drelu)")
-    model = SambaLM(tcfg.model_config())
-    model.load_state_dict(torch.load(weights, map_location="cpu"))
-    model.eval()
-    train_data, val_data = load_corpus(tcfg.corpus, 2_000_000)
-    gen = torch.Generator().manual_seed(tcfg.seed + 99)
-    prof_x, _ = get_batch(train_data, 16, tcfg.seq_len, gen)
-    val_x, _ = get_batch(val_data, 4, tcfg.seq_len, gen)
-    recs, val_recs = record_activations(model, [prof_x]), record_activations(model, [val_x])
-    layers, metrics = [], []
-    for (h, act), (vh, vact), blk in zip(recs, val_recs, model.blocks, strict=True):
-        pred = train_predictor(h, act, rank=rank, steps=pred_steps, seed=tcfg.seed)
-        metrics.append(predictor_metrics(pred.predict(vh), vact))
-        layers.append(SparseFFN(blk.ffn, pred))  # type: ignore[arg-type]
-    sub = [h[torch.randperm(len(h), generator=gen)[:1024]] for h, _ in recs]
-    freq = profile_frequency(layers, sub)
+    lab = sparse_lab_model(model_dir, rank=rank, pred_steps=pred_steps)
+    model, layers, freq, metrics = lab.model, lab.layers, lab.frequency, lab.predictor
     total = ffn_bytes(model)
     ref = polymorphic_lm(copy.deepcopy(model), [copy.deepcopy(s) for s in layers])
     ids = list(prompt.encode("utf-8"))
@@ -92,8 +66,7 @@ def run_offload(model_dir: Path, budget: int, tokens: int, prompt: str, hot_frac
     rows: dict[str, Any] = {}
     for name, c in (("offload", cfg), ("offload_no_pipeline", dataclasses.replace(cfg, pipeline=False)),
                     ("dense_stream", dataclasses.replace(cfg, mode="dense_stream"))):
-        eng = OffloadEngine(path, "drelu" if tcfg.ffn == "drelu" else "relu_gate", c,
-                            pinned if c.mode == "sparse" else None)
+        eng = OffloadEngine(path, lab.act, c, pinned if c.mode == "sparse" else None)
         for blk in model.blocks:
             assert isinstance(blk.ffn, OffloadedFFN)
             blk.ffn.engine = eng
@@ -110,7 +83,7 @@ def run_offload(model_dir: Path, budget: int, tokens: int, prompt: str, hot_frac
     path.unlink()
     return {
         "model": str(model_dir), "ffn_bytes": total, "budget_bytes": budget, "ffn_over_budget": total / budget,
-        "file_bytes_per_neuron": eng.layout.bundle_bytes, "predictor": metrics,
+        "file_bytes_per_neuron": eng.layout.bundle_bytes, "predictor": metrics, "exact_zero": lab.exact_zero,
         "predicted_density": [float(f.mean()) for f in freq], "prompt": prompt,
         "text": bytes(want.tokens).decode("utf-8", errors="replace"), "in_memory_tokens_per_s": want.tokens_per_s,
         "rows": rows, "note": "prefill excluded from tokens/s; the prefill streams every layer densely",

@@ -4,8 +4,11 @@ One bundle holds ``3 * d`` values, padded to a multiple of ``align`` bytes (defa
 every bundle (and every run of contiguous bundles) can be read with ``O_DIRECT`` into aligned memory: one
 positioned read serves the three matrices of a whole neuron cluster (PowerInfer-2 §4.3, "bundle" storage).
 
-Layout: layer ``l``, neuron ``n`` starts at byte ``(l * d_ff + n) * bundle_bytes``. A JSON side file
-(``<path>.json``) records ``d``, ``d_ff``, ``n_layers``, dtype and ``bundle_bytes``.
+Layout: layer ``l``, file position ``p`` starts at byte ``(l * d_ff + p) * bundle_bytes``. A JSON side file
+(``<path>.json``) records ``d``, ``d_ff``, ``n_layers``, dtype and ``bundle_bytes``. Positions are neuron ids
+unless the file was written with an ``order`` (neurons placed by co-activation, so that neurons often active
+together are adjacent and one read serves them); the order is then kept in ``<path>.order.npy`` and
+:attr:`BundleFile.position` maps a neuron id to its position.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class BundleLayout:
     n_layers: int
     dtype: str  # numpy dtype name, e.g. "float32"
     align: int = ALIGN  # bundle size multiple; >= the device's logical block size for O_DIRECT
+    reordered: bool = False  # neurons stored in the order of <path>.order.npy, not by id
 
     @property
     def itemsize(self) -> int:
@@ -66,7 +70,7 @@ def aligned_buffer(nbytes: int) -> mmap.mmap:
 
 
 def write_bundles(path: str | Path, layers: list[tuple[Any, Any, Any]], dtype: str = "float32",
-                  align: int = ALIGN) -> BundleLayout:
+                  align: int = ALIGN, order: Any = None) -> BundleLayout:
     """Write FFN weights in the bundle layout and drop the written pages from the OS cache.
 
     Args:
@@ -76,12 +80,14 @@ def write_bundles(path: str | Path, layers: list[tuple[Any, Any, Any]], dtype: s
         dtype: Storage dtype.
         align: Bundle size multiple. 4096 (page) suits every device; 512 wastes less padding for small
             ``d`` and still works with ``O_DIRECT`` on devices with 512-byte logical blocks.
+        order: Optional ``(n_layers, d_ff)`` permutations: file position ``p`` of layer ``l`` holds neuron
+            ``order[l][p]`` (e.g. from :func:`~llmlab.models.offload.engine.coactivation_order`).
 
     Returns:
         The layout (also written to ``<path>.json``).
 
     Raises:
-        ConfigError: When the layers' shapes differ.
+        ConfigError: When the layers' shapes differ or ``order`` is not one permutation per layer.
     """
     path = Path(path)
     arrs = [tuple(_np(w, dtype) for w in ws) for ws in layers]
@@ -93,13 +99,24 @@ def write_bundles(path: str | Path, layers: list[tuple[Any, Any, Any]], dtype: s
             raise ConfigError(f"all layers must have gate/up ({d_ff}, {d}) and down ({d}, {d_ff})")
     if align < 512 or align & (align - 1):
         raise ConfigError(f"align must be a power of two >= 512, got {align}")
-    lay = BundleLayout(d=int(d), d_ff=int(d_ff), n_layers=len(arrs), dtype=str(np.dtype(dtype)), align=align)
+    perm = None
+    if order is not None:
+        perm = np.asarray(order, dtype=np.int64)
+        if perm.shape != (len(arrs), d_ff) or not all(np.array_equal(np.sort(r), np.arange(d_ff)) for r in perm):
+            raise ConfigError(f"order must hold one permutation of range({d_ff}) per layer ({len(arrs)} layers)")
+    lay = BundleLayout(d=int(d), d_ff=int(d_ff), n_layers=len(arrs), dtype=str(np.dtype(dtype)), align=align,
+                       reordered=perm is not None)
     path.parent.mkdir(parents=True, exist_ok=True)
+    order_file = Path(str(path) + ".order.npy")
+    if perm is not None:
+        np.save(order_file, perm)
+    else:
+        order_file.unlink(missing_ok=True)
     with open(path, "wb") as f:
-        for g, u, dn in arrs:
+        for i, (g, u, dn) in enumerate(arrs):
             block = np.zeros((d_ff, lay.bundle_elems), dtype=dtype)  # (d_ff, padded 3d)
             block[:, :d], block[:, d:2 * d], block[:, 2 * d:3 * d] = g, u, dn.T
-            f.write(block.tobytes())
+            f.write((block if perm is None else block[perm[i]]).tobytes())
         f.flush()
         os.fsync(f.fileno())
         os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
@@ -120,6 +137,11 @@ class BundleFile:
         if not self.path.exists() or not meta.exists():
             raise DataError(f"no bundle file at {self.path} (write it with write_bundles first)")
         self.layout = BundleLayout(**json.loads(meta.read_text()))
+        self.order: np.ndarray | None = None  # (n_layers, d_ff): position -> neuron id
+        self.position: np.ndarray | None = None  # (n_layers, d_ff): neuron id -> position
+        if self.layout.reordered:
+            self.order = np.load(str(self.path) + ".order.npy")
+            self.position = np.argsort(self.order, axis=1)
         self.direct = False
         if direct and hasattr(os, "O_DIRECT"):
             try:
@@ -135,7 +157,7 @@ class BundleFile:
         os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
     def read_into(self, layer: int, start: int, bufs: list[memoryview]) -> int:
-        """Read contiguous bundles from ``(layer, start)`` into ``bufs`` (each a whole number of bundles).
+        """Read contiguous bundles from ``(layer, start)`` (a file position) into ``bufs`` (whole bundles each).
 
         One ``preadv`` scatters the run into (possibly non-contiguous) aligned slots. Returns bytes read.
 
