@@ -57,7 +57,7 @@ def test_trained_drelu_lm_has_the_locality_the_offloading_engine_relies_on(tmp_p
     prompt = [int(b) for b in lab.val[1000:1064]]
     want = decode(ref, prompt, 24).tokens
     budget = ffn_bytes(model) // 4
-    cfg_e = OffloadConfig(budget_bytes=budget, hot_fraction=0.5)
+    cfg_e = OffloadConfig(budget_bytes=budget, hot_fraction=0.25)
     reads, hit = {}, {}
     for reorder in (False, True):
         m = copy.deepcopy(model)
