@@ -56,6 +56,7 @@ from llmlab.core.config import LabConfig, build_config
 from llmlab.core.contracts import Roles
 from llmlab.core.errors import ConfigError, DataError, MissingExtraError
 from llmlab.grading.text import normalize_answer
+from llmlab.stats.correlation import average_ranks
 
 NLI = Callable[[str, str], Mapping[str, float]]
 """``nli(premise, hypothesis) -> {"entailment": p, "neutral": p, "contradiction": p}``."""
@@ -262,16 +263,7 @@ def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
     neg = [s for s, y in zip(scores, labels, strict=True) if not y]
     if not pos or not neg:
         raise ConfigError("AUROC needs both correct and incorrect examples")
-    order = sorted(range(len(scores)), key=lambda i: scores[i])
-    ranks = [0.0] * len(scores)
-    i = 0
-    while i < len(order):  # average ranks over ties
-        j = i
-        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
+    ranks = average_ranks(scores)  # ties share their average rank
     rank_pos = sum(r for r, y in zip(ranks, labels, strict=True) if y)
     return (rank_pos - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
 
