@@ -28,9 +28,9 @@ Deviations (deliberate):
 * The cache is shared by all layers (one global LRU clock); the paper sizes segments per layer from the
   execution plan.
 * Weights are stored in the model's dtype (float32 for the lab models), not INT4 as on the phone.
-* Neuron placement in the file: the paper bundles by co-activation from its offline profile; here the
-  default is neuron-id order, and ``masks=`` (``bench/offload.py --reorder``) stores the pinned neurons first,
-  then a greedy co-activation chain — ours, measured only on the small models of the tests.
+* Neuron order in the file: neuron-id order by default; ``masks=`` (``bench/offload.py --reorder``) stores
+  the pinned neurons first, then a greedy co-activation chain so clusters get longer. That ordering is ours
+  (not from the paper) and was measured only on the small models of the tests.
 """
 
 from llmlab.models.offload.engine import (
